@@ -1,0 +1,497 @@
+"""The input contract (DESIGN.md section 4) as code: table specs, readers and validation.
+
+A data directory holds up to three tables (``events`` required, ``customers`` and ``items``
+optional), each a Parquet file, a CSV file, or a folder of either. Validation runs in DuckDB:
+
+- fatal problems (missing table or column, unreadable file, a value that cannot be cast to the
+  column's type) raise :class:`ContractError` with one sentence naming file, column and
+  expectation;
+- bad rows are set aside in ``DIR/rejects/<table>.parquet`` with a ``reason`` column, and the
+  clean rows are written to ``DIR/validated/<table>.parquet``, which every later stage reads
+  through :func:`open_validated`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from features.errors import UserError
+
+CONTRACT_VERSION = "1"
+
+EVENT_TYPES = (
+    "view",
+    "add_to_cart",
+    "purchase",
+    "return",
+    "app_open",
+    "community_post",
+    "service_ticket",
+    "coupon_redeem",
+    "push_open",
+)
+CHANNELS = ("mall", "app", "offline_store", "social", "partner")
+MEMBER_TIERS = ("standard", "silver", "gold", "platinum")
+CATEGORIES = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other")
+ITEM_EVENT_TYPES = ("view", "add_to_cart")  # events that must name an item
+
+REJECT_REASONS = {
+    "events": (
+        "null_customer_id",
+        "bad_timestamp",
+        "future_timestamp",
+        "unknown_event_type",
+        "missing_item",
+        "negative_quantity",
+        "unknown_channel",
+        "duplicate",
+    ),
+    "customers": ("null_customer_id", "unknown_member_tier", "duplicate_customer_id"),
+    "items": ("null_item_id", "negative_price", "duplicate_item_id"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # DuckDB type after validation
+    required: bool = False  # must be present as a column
+    allowed: tuple[str, ...] | None = None  # enum values, lower case
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    required: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+EVENTS = TableSpec(
+    "events",
+    (
+        Column("customer_id", "VARCHAR", required=True),
+        Column("ts", "TIMESTAMP", required=True),
+        Column("event_type", "VARCHAR", required=True, allowed=EVENT_TYPES),
+        Column("item_id", "VARCHAR"),
+        Column("quantity", "BIGINT"),
+        Column("amount", "DOUBLE"),
+        Column("channel", "VARCHAR", allowed=CHANNELS),
+    ),
+    required=True,
+)
+CUSTOMERS = TableSpec(
+    "customers",
+    (
+        Column("customer_id", "VARCHAR", required=True),
+        Column("signup_ts", "TIMESTAMP"),
+        Column("birth_year", "BIGINT"),
+        Column("gender", "VARCHAR"),
+        Column("region", "VARCHAR"),
+        Column("member_tier", "VARCHAR", allowed=MEMBER_TIERS),
+        Column("points_balance", "DOUBLE"),
+    ),
+)
+ITEMS = TableSpec(
+    "items",
+    (
+        Column("item_id", "VARCHAR", required=True),
+        Column("category", "VARCHAR"),
+        Column("subcategory", "VARCHAR"),
+        Column("price", "DOUBLE"),
+        Column("launch_date", "TIMESTAMP"),
+        Column("active", "BOOLEAN"),
+    ),
+)
+TABLES: dict[str, TableSpec] = {t.name: t for t in (EVENTS, CUSTOMERS, ITEMS)}
+
+
+class ContractError(UserError):
+    """Input that breaks the contract; the message is one sentence meant for the user."""
+
+
+@dataclass
+class TableReport:
+    table: str
+    source: str
+    rows_in: int
+    rows_clean: int
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rows_in - self.rows_clean
+
+    @property
+    def reject_share(self) -> float:
+        return self.rows_rejected / self.rows_in if self.rows_in else 0.0
+
+
+@dataclass
+class ValidationReport:
+    data_dir: Path
+    tables: dict[str, TableReport]
+    fingerprint: str
+    reused: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "data_dir": str(self.data_dir),
+            "fingerprint": self.fingerprint,
+            "contract_version": CONTRACT_VERSION,
+            "tables": {
+                name: {
+                    "source": r.source,
+                    "rows_in": r.rows_in,
+                    "rows_clean": r.rows_clean,
+                    "rejects": r.rejects,
+                }
+                for name, r in self.tables.items()
+            },
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# locating and reading tables
+
+
+def find_table_files(data_dir: Path, table: str) -> tuple[str, list[Path]] | None:
+    """Return ("parquet"|"csv", files) for a table, or None when the table is absent."""
+    data_dir = Path(data_dir)
+    for fmt in ("parquet", "csv"):
+        single = data_dir / f"{table}.{fmt}"
+        if single.is_file():
+            return fmt, [single]
+    folder = data_dir / table
+    if folder.is_dir():
+        for fmt in ("parquet", "csv"):
+            files = sorted(folder.rglob(f"*.{fmt}"))
+            if files:
+                return fmt, files
+        raise ContractError(
+            f"Folder {folder} holds no .parquet or .csv files: expected the {table} table there."
+        )
+    return None
+
+
+def _sql_str(value: str | Path) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _reader_sql(fmt: str, files: list[Path]) -> str:
+    paths = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+    if fmt == "parquet":
+        return f"read_parquet({paths}, union_by_name = true)"
+    # CSV: read every column as text and cast ourselves, so a bad value is ours to report.
+    return f"read_csv({paths}, header = true, all_varchar = true, union_by_name = true)"
+
+
+def _describe(con: duckdb.DuckDBPyConnection, source_sql: str, where: str) -> dict[str, str]:
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ContractError(f"Cannot read {where}: {first_line}.") from None
+    return {r[0].lower(): r[1] for r in rows}
+
+
+def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
+    return con
+
+
+def _typed_column_sql(col: Column, present: dict[str, str]) -> str:
+    """An expression that casts the raw column to the contract type (NULL when absent)."""
+    raw = present.get(col.name)
+    if raw is None:
+        return f"CAST(NULL AS {col.sql_type})"
+    ident = f'"{col.name}"'
+    if col.sql_type == "TIMESTAMP":
+        if raw.upper().startswith("TIMESTAMP WITH TIME ZONE"):
+            return f"CAST({ident} AS TIMESTAMP)"  # session time zone is UTC
+        if raw.upper().startswith(("TIMESTAMP", "DATE")):
+            return f"CAST({ident} AS TIMESTAMP)"
+        return f"CAST(TRY_CAST(NULLIF(trim(CAST({ident} AS VARCHAR)), '') AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if col.sql_type == "VARCHAR":
+        expr = f"NULLIF(trim(CAST({ident} AS VARCHAR)), '')"
+        return f"lower({expr})" if col.allowed else expr
+    if col.sql_type == "BOOLEAN":
+        return f"TRY_CAST(NULLIF(trim(CAST({ident} AS VARCHAR)), '') AS BOOLEAN)"
+    return f"TRY_CAST(NULLIF(trim(CAST({ident} AS VARCHAR)), '') AS {col.sql_type})"
+
+
+def _check_casts(
+    con: duckdb.DuckDBPyConnection, source_sql: str, spec: TableSpec, present: dict[str, str], where: str
+) -> None:
+    """Stop on a value that cannot be cast to its column's type (timestamps are row rejects)."""
+    for col in spec.columns:
+        if col.name not in present or col.sql_type in ("VARCHAR",) or col.name == "ts":
+            continue
+        raw = f'NULLIF(trim(CAST("{col.name}" AS VARCHAR)), \'\')'
+        typed = _typed_column_sql(col, present)
+        bad = con.execute(
+            f"SELECT {raw} FROM {source_sql} WHERE {raw} IS NOT NULL AND {typed} IS NULL LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            raise ContractError(
+                f"Column {col.name!r} in {where} has the value {bad[0]!r}, which cannot be cast"
+                f" to {col.sql_type.lower()}: expected {_expected(col)}."
+            )
+
+
+def _expected(col: Column) -> str:
+    return {
+        "BIGINT": "an integer",
+        "DOUBLE": "a number",
+        "TIMESTAMP": "a timestamp such as 2025-03-01 12:00:00",
+        "BOOLEAN": "true or false",
+    }.get(col.sql_type, col.sql_type.lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# per-table rules: the reason a row is set aside, first matching rule wins
+
+
+def _enum_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_sql_str(v) for v in values) + ")"
+
+
+def _events_reason_sql(reference_ts: str) -> str:
+    return f"""
+        CASE
+          WHEN customer_id IS NULL THEN 'null_customer_id'
+          WHEN ts IS NULL THEN 'bad_timestamp'
+          WHEN ts > TIMESTAMP {_sql_str(reference_ts)} THEN 'future_timestamp'
+          WHEN event_type IS NULL OR event_type NOT IN {_enum_list(EVENT_TYPES)}
+            THEN 'unknown_event_type'
+          WHEN event_type IN {_enum_list(ITEM_EVENT_TYPES)} AND item_id IS NULL THEN 'missing_item'
+          WHEN quantity < 0 THEN 'negative_quantity'
+          WHEN channel IS NOT NULL AND channel NOT IN {_enum_list(CHANNELS)} THEN 'unknown_channel'
+        END"""
+
+
+def _row_reason_sql(table: str, reference_ts: str) -> tuple[str, list[str], str]:
+    """(reason expression, duplicate key columns, duplicate reason) for a table."""
+    if table == "events":
+        return _events_reason_sql(reference_ts), EVENTS.column_names, "duplicate"
+    if table == "customers":
+        reason = f"""
+        CASE
+          WHEN customer_id IS NULL THEN 'null_customer_id'
+          WHEN member_tier IS NOT NULL AND member_tier NOT IN {_enum_list(MEMBER_TIERS)}
+            THEN 'unknown_member_tier'
+        END"""
+        return reason, ["customer_id"], "duplicate_customer_id"
+    reason = """
+        CASE
+          WHEN item_id IS NULL THEN 'null_item_id'
+          WHEN price < 0 THEN 'negative_price'
+        END"""
+    return reason, ["item_id"], "duplicate_item_id"
+
+
+def _validate_table(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    spec: TableSpec,
+    reference_ts: str,
+    validated_dir: Path,
+    rejects_dir: Path,
+) -> TableReport | None:
+    found = find_table_files(data_dir, spec.name)
+    if found is None:
+        if spec.required:
+            raise ContractError(
+                f"No {spec.name} table in {data_dir}: expected {spec.name}.parquet,"
+                f" {spec.name}.csv or a {spec.name}/ folder of them."
+            )
+        return None
+    fmt, files = found
+    where = str(files[0]) if len(files) == 1 else f"{data_dir / spec.name}/"
+    source_sql = _reader_sql(fmt, files)
+    present = _describe(con, source_sql, where)
+    for col in spec.columns:
+        if col.required and col.name not in present:
+            raise ContractError(
+                f"{where} has no column {col.name!r}: the {spec.name} table needs"
+                f" {', '.join(c.name for c in spec.columns if c.required)}."
+            )
+    _check_casts(con, source_sql, spec, present, where)
+
+    typed = ", ".join(f"{_typed_column_sql(c, present)} AS {c.name}" for c in spec.columns)
+    reason, dup_keys, dup_reason = _row_reason_sql(spec.name, reference_ts)
+    dup_partition = ", ".join(dup_keys)
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _checked AS
+            WITH typed AS (SELECT {typed} FROM {source_sql}),
+            reasoned AS (SELECT *, {reason} AS reason FROM typed)
+            SELECT * EXCLUDE (reason),
+                   CASE WHEN reason IS NULL AND row_number() OVER (
+                          PARTITION BY reason IS NULL, {dup_partition}) > 1
+                        THEN {_sql_str(dup_reason)} ELSE reason END AS reason
+            FROM reasoned
+            """
+        )
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ContractError(f"Cannot read {where}: {first_line}.") from None
+    counts = dict(
+        con.execute(
+            "SELECT reason, count(*) FROM _checked WHERE reason IS NOT NULL GROUP BY reason ORDER BY 2 DESC"
+        ).fetchall()
+    )
+    rows_in = con.execute("SELECT count(*) FROM _checked").fetchone()[0]
+    order = "customer_id, ts" if spec.name == "events" else dup_keys[0]
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (reason) FROM _checked WHERE reason IS NULL ORDER BY {order})"
+        f" TO {_sql_str(validated_dir / f'{spec.name}.parquet')} (FORMAT parquet)"
+    )
+    if counts:
+        con.execute(
+            f"COPY (SELECT * FROM _checked WHERE reason IS NOT NULL)"
+            f" TO {_sql_str(rejects_dir / f'{spec.name}.parquet')} (FORMAT parquet)"
+        )
+    con.execute("DROP TABLE _checked")
+    return TableReport(
+        table=spec.name,
+        source=where,
+        rows_in=rows_in,
+        rows_clean=rows_in - sum(counts.values()),
+        rejects=counts,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the public entry points
+
+
+def input_fingerprint(data_dir: Path) -> str:
+    """A hash of the input files' names, sizes and modification times, and the contract version."""
+    data_dir = Path(data_dir)
+    h = hashlib.sha256(CONTRACT_VERSION.encode())
+    for table in TABLES:
+        found = find_table_files(data_dir, table)
+        if found is None:
+            continue
+        for f in found[1]:
+            st = f.stat()
+            h.update(f"{f.relative_to(data_dir)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def validate(
+    data_dir: str | Path,
+    max_reject_share: float = 0.05,
+    reference_time: datetime | None = None,
+    reuse: bool = True,
+    memory_limit: str | None = None,
+) -> ValidationReport:
+    """Validate a data directory, write ``validated/`` and ``rejects/``, and report counts.
+
+    ``reference_time`` is "now" for the future-timestamp rule (UTC; default the current time).
+    Raises :class:`ContractError` on a fatal problem, or when more than ``max_reject_share`` of a
+    table's rows were rejected (the rejects are written first, so they can be inspected).
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractError(f"Data directory {data_dir} does not exist or is not a folder.")
+    fingerprint = input_fingerprint(data_dir)
+    validated_dir = data_dir / "validated"
+    manifest_path = validated_dir / "manifest.json"
+    if reuse and manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("fingerprint") == fingerprint and manifest.get("max_reject_share") == max_reject_share:
+            report = _report_from_manifest(data_dir, manifest)
+            _check_share(report, max_reject_share)
+            return report
+
+    ref = reference_time or datetime.now(timezone.utc)
+    if ref.tzinfo is not None:
+        ref = ref.astimezone(timezone.utc).replace(tzinfo=None)
+    reference_ts = ref.strftime("%Y-%m-%d %H:%M:%S")
+
+    tmp_dir = data_dir / "validated.tmp"
+    rejects_dir = data_dir / "rejects"
+    for d in (tmp_dir, rejects_dir):
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    con = _connect(memory_limit)
+    try:
+        tables = {}
+        for spec in TABLES.values():
+            report = _validate_table(con, data_dir, spec, reference_ts, tmp_dir, rejects_dir)
+            if report is not None:
+                tables[spec.name] = report
+    finally:
+        con.close()
+    report = ValidationReport(data_dir=data_dir, tables=tables, fingerprint=fingerprint)
+    manifest = report.to_dict() | {"max_reject_share": max_reject_share, "reference_time": reference_ts}
+    (tmp_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if validated_dir.exists():
+        shutil.rmtree(validated_dir)
+    tmp_dir.rename(validated_dir)  # atomic: a half-written validated/ is never read
+    _check_share(report, max_reject_share)
+    return report
+
+
+def _report_from_manifest(data_dir: Path, manifest: dict) -> ValidationReport:
+    tables = {
+        name: TableReport(name, t["source"], t["rows_in"], t["rows_clean"], t["rejects"])
+        for name, t in manifest["tables"].items()
+    }
+    return ValidationReport(data_dir, tables, manifest["fingerprint"], reused=True)
+
+
+def _check_share(report: ValidationReport, max_reject_share: float) -> None:
+    for r in report.tables.values():
+        if r.reject_share > max_reject_share:
+            raise ContractError(
+                f"{r.rows_rejected:,} of {r.rows_in:,} rows ({r.reject_share:.1%}) of {r.source}"
+                f" were rejected, above the allowed share of {max_reject_share:.1%}:"
+                f" see {report.data_dir / 'rejects' / (r.table + '.parquet')} for the reasons."
+            )
+
+
+def empty_table_sql(spec: TableSpec) -> str:
+    cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in spec.columns)
+    return f"SELECT {cols} WHERE false"
+
+
+def open_validated(
+    data_dir: str | Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    max_reject_share: float = 0.05,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with views ``events``, ``customers`` and ``items`` over clean data.
+
+    Validates first when ``validated/`` is missing or older than the input files. Absent
+    optional tables are empty views with the contract's columns, so feature SQL never branches.
+    """
+    data_dir = Path(data_dir)
+    validate(data_dir, max_reject_share=max_reject_share, memory_limit=memory_limit)
+    if con is None:
+        con = _connect(memory_limit)
+    for spec in TABLES.values():
+        path = data_dir / "validated" / f"{spec.name}.parquet"
+        if path.is_file():
+            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM read_parquet({_sql_str(path)})")
+        else:
+            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS {empty_table_sql(spec)}")
+    return con

@@ -1,0 +1,47 @@
+"""Shared fixtures: seeded tiny data and an isolated MLflow store. Nothing touches ./mlflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic preset (about 2k customers), generated once per test session.
+
+    Treat it as read-only: copy it (see ``tiny_data_copy``) before changing files.
+    """
+    from features.synth import SynthConfig, run
+
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    run(SynthConfig(preset="tiny", seed=TINY_SEED, out=out))
+    return out
+
+
+@pytest.fixture()
+def tiny_data_copy(tiny_data: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny preset that a test may change."""
+    import shutil
+
+    dest = tmp_path / "data"
+    shutil.copytree(tiny_data, dest, ignore=shutil.ignore_patterns("validated", "rejects"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide embedded MLflow/Optuna store in a temporary folder."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every test at the temporary store, never at the repository's mlflow/."""
+    monkeypatch.setenv("CRM_STORE_DIR", str(store_dir))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir / 'mlflow.db'}")
+    monkeypatch.setenv("CRM_WORK_DIR", str(store_dir / "work"))
+    monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
