@@ -17,7 +17,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -240,7 +240,7 @@ def _check_casts(
     for col in spec.columns:
         if col.name not in present or col.sql_type in ("VARCHAR",) or col.name == "ts":
             continue
-        raw = f'NULLIF(trim(CAST("{col.name}" AS VARCHAR)), \'\')'
+        raw = f"NULLIF(trim(CAST(\"{col.name}\" AS VARCHAR)), '')"
         typed = _typed_column_sql(col, present)
         bad = con.execute(
             f"SELECT {raw} FROM {source_sql} WHERE {raw} IS NOT NULL AND {typed} IS NULL LIMIT 1"
@@ -415,14 +415,17 @@ def validate(
     manifest_path = validated_dir / "manifest.json"
     if reuse and manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("fingerprint") == fingerprint and manifest.get("max_reject_share") == max_reject_share:
+        if (
+            manifest.get("fingerprint") == fingerprint
+            and manifest.get("max_reject_share") == max_reject_share
+        ):
             report = _report_from_manifest(data_dir, manifest)
             _check_share(report, max_reject_share)
             return report
 
-    ref = reference_time or datetime.now(timezone.utc)
+    ref = reference_time or datetime.now(UTC)
     if ref.tzinfo is not None:
-        ref = ref.astimezone(timezone.utc).replace(tzinfo=None)
+        ref = ref.astimezone(UTC).replace(tzinfo=None)
     reference_ts = ref.strftime("%Y-%m-%d %H:%M:%S")
 
     tmp_dir = data_dir / "validated.tmp"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -11,13 +11,13 @@ from rich.table import Table
 from crm.apps import console, data_app, user_errors
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     tiny = "tiny"
     demo = "demo"
     large = "large"
 
 
-class PublicDataset(str, Enum):
+class PublicDataset(StrEnum):
     cdnow = "cdnow"
     movielens_100k = "movielens-100k"
 
@@ -84,14 +84,18 @@ def validate(
 
 def print_report(report) -> None:
     table = Table(title=f"validation of {report.data_dir}")
-    for col in ("table", "rows in", "clean", "rejected", "reasons"):
-        table.add_column(col, justify="right" if col.startswith(("rows", "clean", "rej")) else "left")
+    for col in ("table", "rows in", "clean", "rejected"):
+        table.add_column(col, justify="left" if col == "table" else "right")
     for r in report.tables.values():
-        reasons = ", ".join(f"{k}: {v:,}" for k, v in r.rejects.items()) or "-"
-        table.add_row(r.table, f"{r.rows_in:,}", f"{r.rows_clean:,}", f"{r.rows_rejected:,}", reasons)
+        table.add_row(r.table, f"{r.rows_in:,}", f"{r.rows_clean:,}", f"{r.rows_rejected:,}")
     console.print(table)
+    for r in report.tables.values():
+        for reason, count in r.rejects.items():
+            console.print(f"  {r.table} rejected {reason}: {count:,}", highlight=False)
     if any(r.rejects for r in report.tables.values()):
-        console.print(f"bad rows written to {report.data_dir / 'rejects'}/ with a reason column")
+        console.print(
+            f"bad rows written to {report.data_dir / 'rejects'}/ with a reason column", soft_wrap=True
+        )
 
 
 def print_rejects(rejects_dir: Path) -> None:
@@ -101,4 +105,5 @@ def print_rejects(rejects_dir: Path) -> None:
         rows = duckdb.sql(
             f"SELECT reason, count(*) FROM read_parquet('{f}') GROUP BY 1 ORDER BY 2 DESC"
         ).fetchall()
-        console.print(f"{f.stem}: " + ", ".join(f"{r}: {n:,}" for r, n in rows))
+        for reason, count in rows:
+            console.print(f"  {f.stem} rejected {reason}: {count:,}", highlight=False)
