@@ -1,7 +1,9 @@
 """The ``crm`` command line: thin wiring of jobs; each command module registers its commands."""
 
+# Importing a command module registers its commands on the typer apps (one line per module).
+import crm.commands.data  # noqa: F401
+import crm.commands.demo  # noqa: F401
 from crm.apps import app
-from crm.commands import data  # noqa: F401  (registers commands)
 
 __all__ = ["app"]
 
