@@ -29,7 +29,9 @@ def one_run(preset: str, seed: int) -> dict:
         )
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True
+        )
         seconds = time.perf_counter() - start
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         info = json.loads(proc.stdout.strip().splitlines()[-1])
