@@ -3,6 +3,7 @@
 # Importing a command module registers its commands on the typer apps (one line per module).
 import crm.commands.data  # noqa: F401
 import crm.commands.demo  # noqa: F401
+import crm.commands.features  # noqa: F401
 from crm.apps import app
 
 __all__ = ["app"]

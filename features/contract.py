@@ -208,6 +208,7 @@ def _describe(con: duckdb.DuckDBPyConnection, source_sql: str, where: str) -> di
 def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
     return con

@@ -1,0 +1,487 @@
+"""Declared feature families of the customer snapshot (DESIGN.md section 5).
+
+A family has a name, a version, a description, its windows and a typed list of features; each
+feature has a description and a ``phrase`` that turns its value into words a marketer
+understands (used for churn reasons). The SQL of a family lives next to its declaration as
+expressions over three relations the snapshot query provides:
+
+- ``agg``: one pass over the events before ``as_of`` grouped by customer (``FILTER`` clauses);
+- ``own``: purchases joined with items (category mix, phone age);
+- ``c``: the customers table (profile, loyalty).
+
+The expressions use only functions that DuckDB and Spark SQL share; the few that differ go
+through :class:`Dialect`. ``python -m features.families`` prints the reference table of
+``docs/features.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+FEATURE_SET_NAME = "customer_snapshot"
+WINDOWS = (7, 30, 90, 365)
+PUSHES_PER_WEEK = 1  # the brand sends one campaign push a week; opens per push assume that rate
+TIER_RANK = {"standard": 0, "silver": 1, "gold": 2, "platinum": 3}
+ECOSYSTEM = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")
+CHANNELS = ("mall", "app", "offline_store", "social", "partner")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The few SQL spellings that differ between DuckDB and Spark SQL."""
+
+    name: str
+
+    def ts(self, value: datetime) -> str:
+        return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}'"
+
+    def epoch(self, expr: str) -> str:
+        return f"epoch({expr})" if self.name == "duckdb" else f"unix_timestamp({expr})"
+
+    def days_before(self, expr: str, as_of: datetime) -> str:
+        """Days (fractional) from ``expr`` to ``as_of``."""
+        return f"(({self.epoch(self.ts(as_of))} - {self.epoch(expr)}) / 86400.0)"
+
+
+DUCKDB = Dialect("duckdb")
+SPARK = Dialect("spark")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    dtype: str  # "int", "float" or "str"
+    description: str
+    sql: str  # expression in the final SELECT; may use {as_of}-dependent helpers via the family
+    phrase: str = ""  # e.g. "{value:.0f} service tickets in the last 90 days"; "" = no reason text
+    window_days: int | None = None
+
+    def say(self, value: float | str | None) -> str:
+        """The feature's value in words, for churn reasons."""
+        if not self.phrase or value is None:
+            return f"{self.name} = {value}"
+        if isinstance(value, float) and value != value:  # NaN
+            return f"no {self.description.lower()}"
+        if isinstance(value, int | float):
+            return self.phrase.format(value=value, months=value / 30.44, years=value / 365.25)
+        return self.phrase.format(value=value)
+
+
+@dataclass(frozen=True)
+class FeatureFamily:
+    name: str
+    version: int
+    description: str
+    features: tuple[Feature, ...]
+    windows: tuple[int, ...] = ()
+
+
+def _window_aggregates(as_of: datetime, d: Dialect) -> list[str]:
+    """The one-pass aggregates over events before ``as_of``, shared by several families."""
+    exprs = []
+    starts = {w: d.ts(as_of - timedelta(days=w)) for w in WINDOWS}
+    for w, start in starts.items():
+        exprs += [
+            f"count(*) FILTER (WHERE event_type = 'purchase' AND ts >= {start}) AS purchases_{w}d",
+            f"coalesce(sum(amount) FILTER (WHERE event_type = 'purchase' AND ts >= {start}), 0)"
+            f" - coalesce(sum(amount) FILTER (WHERE event_type = 'return' AND ts >= {start}), 0)"
+            f" AS net_revenue_{w}d",
+        ]
+    s30, s90, s365 = starts[30], starts[90], starts[365]
+    engaged = "event_type IN ('app_open', 'view', 'community_post', 'push_open', 'add_to_cart')"
+    exprs += [
+        "count(*) FILTER (WHERE event_type = 'purchase') AS purchases_total",
+        "max(ts) FILTER (WHERE event_type = 'purchase') AS last_purchase_ts",
+        "max(ts) AS last_event_ts",
+        "min(ts) AS first_event_ts",
+        f"count(*) FILTER (WHERE event_type = 'app_open' AND ts >= {s30}) AS app_opens_30d",
+        f"count(*) FILTER (WHERE event_type = 'app_open' AND ts >= {s90}) AS app_opens_90d",
+        f"count(*) FILTER (WHERE event_type = 'view' AND ts >= {s30}) AS views_30d",
+        f"count(*) FILTER (WHERE event_type = 'view' AND ts >= {s90}) AS views_90d",
+        f"count(*) FILTER (WHERE event_type = 'add_to_cart' AND ts >= {s90}) AS carts_90d",
+        f"count(*) FILTER (WHERE event_type = 'community_post' AND ts >= {s90}) AS community_posts_90d",
+        f"count(*) FILTER (WHERE {engaged} AND ts >= {s30}) AS engaged_30d",
+        f"count(*) FILTER (WHERE {engaged} AND ts >= {s90} AND ts < {s30}) AS engaged_prev_60d",
+        f"count(*) FILTER (WHERE event_type = 'service_ticket' AND ts >= {s90}) AS service_tickets_90d",
+        f"count(*) FILTER (WHERE event_type = 'service_ticket' AND ts >= {s365}) AS service_tickets_365d",
+        f"count(*) FILTER (WHERE event_type = 'return' AND ts >= {s365}) AS returns_365d",
+        f"count(*) FILTER (WHERE event_type = 'purchase' AND ts >= {s365}) AS purchases_365d_for_rate",
+        f"count(*) FILTER (WHERE event_type = 'coupon_redeem' AND ts >= {s365}) AS coupons_365d",
+        f"count(*) FILTER (WHERE event_type = 'push_open' AND ts >= {s90}) AS push_opens_90d",
+        f"count(*) FILTER (WHERE channel IS NOT NULL AND ts >= {s365}) AS channel_events_365d",
+    ]
+    exprs += [
+        f"count(*) FILTER (WHERE channel = '{ch}' AND ts >= {s365}) AS channel_{ch}_365d" for ch in CHANNELS
+    ]
+    return exprs
+
+
+def _share(num: str, den: str) -> str:
+    return f"CASE WHEN {den} > 0 THEN {num} / CAST({den} AS DOUBLE) ELSE 0.0 END"
+
+
+def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
+    """The feature families with their SQL for one as-of date and dialect."""
+    days = d.days_before
+    rfm = FeatureFamily(
+        "rfm",
+        1,
+        "Recency, frequency and monetary value of purchases over 7/30/90/365 days.",
+        tuple(
+            f
+            for w in WINDOWS
+            for f in (
+                Feature(
+                    f"purchases_{w}d",
+                    "int",
+                    f"Purchases in the last {w} days",
+                    f"coalesce(agg.purchases_{w}d, 0)",
+                    f"{{value:.0f}} purchases in the last {w} days",
+                    w,
+                ),
+                Feature(
+                    f"net_revenue_{w}d",
+                    "float",
+                    f"Revenue of purchases minus refunds of returns in the last {w} days",
+                    f"coalesce(agg.net_revenue_{w}d, 0.0)",
+                    f"spent {{value:,.0f}} in the last {w} days",
+                    w,
+                ),
+            )
+        )
+        + (
+            Feature(
+                "purchases_total",
+                "int",
+                "Purchases ever, before the as-of date",
+                "coalesce(agg.purchases_total, 0)",
+                "{value:.0f} purchases in total",
+            ),
+            Feature(
+                "days_since_last_purchase",
+                "float",
+                "Days since the last purchase (null: never bought)",
+                days("agg.last_purchase_ts", as_of),
+                "last purchase {value:.0f} days ago",
+            ),
+            Feature(
+                "customer_value",
+                "float",
+                "Customer value: net revenue of the last 365 days (the revenue at stake)",
+                "greatest(coalesce(agg.net_revenue_365d, 0.0), 0.0)",
+                "worth {value:,.0f} a year",
+            ),
+        ),
+        WINDOWS,
+    )
+    engagement = FeatureFamily(
+        "engagement",
+        1,
+        "App opens, views, carts and community posts, and the trend of the last 30 days"
+        " against the 60 before.",
+        (
+            Feature(
+                "app_opens_30d",
+                "int",
+                "App opens in the last 30 days",
+                "coalesce(agg.app_opens_30d, 0)",
+                "{value:.0f} app opens in the last 30 days",
+                30,
+            ),  # fmt: skip
+            Feature(
+                "app_opens_90d",
+                "int",
+                "App opens in the last 90 days",
+                "coalesce(agg.app_opens_90d, 0)",
+                "{value:.0f} app opens in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "views_30d",
+                "int",
+                "Product views in the last 30 days",
+                "coalesce(agg.views_30d, 0)",
+                "{value:.0f} product views in the last 30 days",
+                30,
+            ),  # fmt: skip
+            Feature(
+                "views_90d",
+                "int",
+                "Product views in the last 90 days",
+                "coalesce(agg.views_90d, 0)",
+                "{value:.0f} product views in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "carts_90d",
+                "int",
+                "Add-to-carts in the last 90 days",
+                "coalesce(agg.carts_90d, 0)",
+                "{value:.0f} add-to-carts in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "community_posts_90d",
+                "int",
+                "Community posts in the last 90 days",
+                "coalesce(agg.community_posts_90d, 0)",
+                "{value:.0f} community posts in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "engagement_trend",
+                "float",
+                "Engaged events of the last 30 days over the monthly mean of the 60 days before "
+                "(1 = steady, below 1 = falling)",
+                "(coalesce(agg.engaged_30d, 0) + 1.0) / (coalesce(agg.engaged_prev_60d, 0) / 2.0 + 1.0)",
+                "engagement at {value:.0%} of its previous level",
+                90,
+            ),
+            Feature(
+                "days_since_last_event",
+                "float",
+                "Days since any event (null: no event yet)",
+                days("agg.last_event_ts", as_of),
+                "no activity for {value:.0f} days",
+            ),
+        ),
+        (30, 90),
+    )
+    own_cols = tuple(
+        Feature(
+            f"owns_{cat}",
+            "int",
+            f"Has bought a {cat.replace('_', ' ')} product",
+            f"coalesce(own.owns_{cat}, 0)",
+            f"owns a {cat.replace('_', ' ')} device" if cat != "accessory" else "owns accessories",
+        )
+        for cat in ECOSYSTEM
+    )
+    ecosystem = FeatureFamily(
+        "ecosystem",
+        1,
+        "Category mix of purchases and ecosystem depth (distinct categories owned).",
+        (
+            Feature(
+                "ecosystem_depth",
+                "int",
+                "Distinct categories bought",
+                "coalesce(own.ecosystem_depth, 0)",
+                "owns {value:.0f} product categories",
+            ),
+            Feature(
+                "phone_share",
+                "float",
+                "Share of purchases that were phones",
+                _share("coalesce(own.phone_purchases, 0)", "coalesce(own.item_purchases, 0)"),
+                "{value:.0%} of purchases were phones",
+            ),
+        )
+        + own_cols,
+    )
+    phone = FeatureFamily(
+        "phone_age",
+        1,
+        "Age of the customer's phone: days since the last phone purchase.",
+        (
+            Feature(
+                "phone_age_days",
+                "float",
+                "Days since the last phone purchase (null: no phone bought)",
+                days("own.last_phone_ts", as_of),
+                "phone is {months:.0f} months old",
+            ),
+        ),
+    )
+    service = FeatureFamily(
+        "service",
+        1,
+        "After-sales service: tickets and returns.",
+        (
+            Feature(
+                "service_tickets_90d",
+                "int",
+                "Service tickets in the last 90 days",
+                "coalesce(agg.service_tickets_90d, 0)",
+                "{value:.0f} service tickets in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "service_tickets_365d",
+                "int",
+                "Service tickets in the last 365 days",
+                "coalesce(agg.service_tickets_365d, 0)",
+                "{value:.0f} service tickets in the last year",
+                365,
+            ),  # fmt: skip
+            Feature(
+                "returns_365d",
+                "int",
+                "Returns in the last 365 days",
+                "coalesce(agg.returns_365d, 0)",
+                "{value:.0f} returns in the last year",
+                365,
+            ),  # fmt: skip
+            Feature(
+                "return_rate_365d",
+                "float",
+                "Returns per purchase in the last 365 days",
+                _share("coalesce(agg.returns_365d, 0)", "coalesce(agg.purchases_365d_for_rate, 0)"),
+                "returned {value:.0%} of purchases",
+                365,
+            ),
+        ),
+        (90, 365),
+    )
+    loyalty = FeatureFamily(
+        "loyalty",
+        1,
+        "Member tier, points and coupons.",
+        (
+            Feature(
+                "member_tier", "str", "Member tier", "coalesce(c.member_tier, 'unknown')", "{value} member"
+            ),  # fmt: skip
+            Feature(
+                "tier_rank",
+                "int",
+                "Member tier as a rank (standard 0 .. platinum 3)",
+                "CASE c.member_tier "
+                + " ".join(f"WHEN '{t}' THEN {r}" for t, r in TIER_RANK.items())
+                + " ELSE 0 END",
+                "tier rank {value:.0f}",
+            ),
+            Feature(
+                "points_balance",
+                "float",
+                "Points balance",
+                "coalesce(c.points_balance, 0.0)",
+                "{value:,.0f} loyalty points",
+            ),  # fmt: skip
+            Feature(
+                "coupons_365d",
+                "int",
+                "Coupons redeemed in the last 365 days",
+                "coalesce(agg.coupons_365d, 0)",
+                "{value:.0f} coupons redeemed in the last year",
+                365,
+            ),  # fmt: skip
+        ),
+        (365,),
+    )
+    channel = FeatureFamily(
+        "channel_mix",
+        1,
+        "Share of the last year's events per channel.",
+        tuple(
+            Feature(
+                f"channel_share_{ch}",
+                "float",
+                f"Share of the last 365 days' events in the {ch.replace('_', ' ')} channel",
+                _share(f"coalesce(agg.channel_{ch}_365d, 0)", "coalesce(agg.channel_events_365d, 0)"),
+                f"{{value:.0%}} of activity in the {ch.replace('_', ' ')} channel",
+                365,
+            )
+            for ch in CHANNELS
+        ),
+        (365,),
+    )
+    campaign = FeatureFamily(
+        "campaign_response",
+        1,
+        f"Push opens, and opens per push assuming {PUSHES_PER_WEEK} push a week.",
+        (
+            Feature(
+                "push_opens_90d",
+                "int",
+                "Push notifications opened in the last 90 days",
+                "coalesce(agg.push_opens_90d, 0)",
+                "opened {value:.0f} pushes in the last 90 days",
+                90,
+            ),  # fmt: skip
+            Feature(
+                "push_open_rate_90d",
+                "float",
+                "Push opens per push sent in the last 90 days",
+                f"coalesce(agg.push_opens_90d, 0) / ({PUSHES_PER_WEEK} * 90 / 7.0)",
+                "opens {value:.0%} of pushes",
+                90,
+            ),
+        ),
+        (90,),
+    )
+    profile = FeatureFamily(
+        "profile",
+        1,
+        "Age, age band, gender, region and tenure.",
+        (
+            Feature(
+                "age",
+                "float",
+                "Age in years at the as-of date",
+                f"CAST({as_of.year} - c.birth_year AS DOUBLE)",
+                "{value:.0f} years old",
+            ),  # fmt: skip
+            Feature(
+                "age_band",
+                "str",
+                "Age band (18-25, 26-35, 36-45, 46-55, 56+)",
+                f"CASE WHEN c.birth_year IS NULL THEN 'unknown' "
+                f"WHEN {as_of.year} - c.birth_year <= 25 THEN '18-25' "
+                f"WHEN {as_of.year} - c.birth_year <= 35 THEN '26-35' "
+                f"WHEN {as_of.year} - c.birth_year <= 45 THEN '36-45' "
+                f"WHEN {as_of.year} - c.birth_year <= 55 THEN '46-55' ELSE '56+' END",
+                "aged {value}",
+            ),
+            Feature("gender", "str", "Gender", "coalesce(c.gender, 'unknown')", "gender {value}"),
+            Feature(
+                "region", "str", "Region", "coalesce(c.region, 'unknown')", "lives in the {value} region"
+            ),  # fmt: skip
+            Feature(
+                "tenure_days",
+                "float",
+                "Days since sign-up (or the first event when the sign-up date is unknown)",
+                f"greatest({days('coalesce(c.signup_ts, agg.first_event_ts)', as_of)}, 0.0)",
+                "customer for {years:.1f} years",
+            ),
+        ),
+    )
+    return (rfm, engagement, ecosystem, phone, service, loyalty, channel, campaign, profile)
+
+
+def feature_set_version() -> str:
+    """The version of the whole set: the families' versions, joined."""
+    return ".".join(str(f.version) for f in families(datetime(2000, 1, 1)))
+
+
+def all_features(as_of: datetime | None = None) -> dict[str, tuple[FeatureFamily, Feature]]:
+    """Every feature by name, with its family."""
+    fams = families(as_of or datetime(2000, 1, 1))
+    return {f.name: (fam, f) for fam in fams for f in fam.features}
+
+
+def categorical_features() -> list[str]:
+    return [name for name, (_, f) in all_features().items() if f.dtype == "str"]
+
+
+def reference_markdown() -> str:
+    """The reference table of all features for docs/features.md."""
+    lines = [
+        "# Feature reference",
+        "",
+        f"Feature set `{FEATURE_SET_NAME}` version `{feature_set_version()}`: one row per customer,",
+        "computed only from events with `ts < as_of`. Generated by `python -m features.families`;",
+        "a test keeps this file in step with the declarations in `features/families.py`.",
+        "",
+    ]
+    for fam in families(datetime(2000, 1, 1)):
+        lines += [f"## {fam.name} (v{fam.version})", "", fam.description, ""]
+        lines += ["| feature | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{f.name}` | {f.dtype} | {f.description} |" for f in fam.features]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.stdout.write(reference_markdown())
