@@ -78,44 +78,79 @@ class FeatureFamily:
     windows: tuple[int, ...] = ()
 
 
-def _window_aggregates(as_of: datetime, d: Dialect) -> list[str]:
-    """The one-pass aggregates over events before ``as_of``, shared by several families."""
+EVENT_CODES = {
+    name: code
+    for code, name in enumerate(
+        ("view", "add_to_cart", "purchase", "return", "app_open", "community_post", "service_ticket",
+         "coupon_redeem", "push_open")
+    )
+}  # fmt: skip
+ENGAGED = ("app_open", "view", "community_post", "push_open", "add_to_cart")
+
+
+def coded_events_sql(as_of: datetime, d: Dialect) -> str:
+    """Events before ``as_of`` with small-integer codes, so the many FILTERs compare integers.
+
+    ``et``: event type code; ``ch``: channel code; ``wb``: the smallest window holding the event
+    (0: 7 days, 1: 30, 2: 90, 3: 365, 4: older); ``signed_amount``: revenue, refunds negative.
+    """
+    et = "CASE event_type " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in EVENT_CODES.items()) + " END"
+    ch = "CASE channel " + " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(CHANNELS)) + " END"
+    wb = (
+        "CASE "
+        + " ".join(f"WHEN ts >= {d.ts(as_of - timedelta(days=w))} THEN {i}" for i, w in enumerate(WINDOWS))
+        + f" ELSE {len(WINDOWS)} END"
+    )
+    signed = "CASE WHEN event_type = 'purchase' THEN amount WHEN event_type = 'return' THEN -amount END"
+    return (
+        f"SELECT customer_id, ts, CAST({et} AS TINYINT) AS et, CAST({ch} AS TINYINT) AS ch,"
+        f" CAST({wb} AS TINYINT) AS wb, {signed} AS signed_amount"
+        f" FROM events WHERE ts < {d.ts(as_of)} AND customer_id IS NOT NULL"
+    )
+
+
+def _window_aggregates() -> list[str]:
+    """The one-pass aggregates over coded events (see :func:`coded_events_sql`)."""
+    e = EVENT_CODES
+    win = {w: i for i, w in enumerate(WINDOWS)}  # ts >= as_of - w days  <=>  wb <= win[w]
     exprs = []
-    starts = {w: d.ts(as_of - timedelta(days=w)) for w in WINDOWS}
-    for w, start in starts.items():
+    for w, i in win.items():
         exprs += [
-            f"count(*) FILTER (WHERE event_type = 'purchase' AND ts >= {start}) AS purchases_{w}d",
-            f"coalesce(sum(amount) FILTER (WHERE event_type = 'purchase' AND ts >= {start}), 0)"
-            f" - coalesce(sum(amount) FILTER (WHERE event_type = 'return' AND ts >= {start}), 0)"
-            f" AS net_revenue_{w}d",
+            f"count(*) FILTER (WHERE et = {e['purchase']} AND wb <= {i}) AS purchases_{w}d",
+            f"sum(signed_amount) FILTER (WHERE wb <= {i}) AS net_revenue_{w}d",
         ]
-    s30, s90, s365 = starts[30], starts[90], starts[365]
-    engaged = "event_type IN ('app_open', 'view', 'community_post', 'push_open', 'add_to_cart')"
+    engaged = "et IN (" + ", ".join(str(e[k]) for k in ENGAGED) + ")"
+
+    def count(event: str, window: int) -> str:
+        return f"count(*) FILTER (WHERE et = {e[event]} AND wb <= {win[window]})"
+
     exprs += [
-        "count(*) FILTER (WHERE event_type = 'purchase') AS purchases_total",
-        "max(ts) FILTER (WHERE event_type = 'purchase') AS last_purchase_ts",
+        f"count(*) FILTER (WHERE et = {e['purchase']}) AS purchases_total",
+        f"max(ts) FILTER (WHERE et = {e['purchase']}) AS last_purchase_ts",
         "max(ts) AS last_event_ts",
         "min(ts) AS first_event_ts",
-        f"count(*) FILTER (WHERE event_type = 'app_open' AND ts >= {s30}) AS app_opens_30d",
-        f"count(*) FILTER (WHERE event_type = 'app_open' AND ts >= {s90}) AS app_opens_90d",
-        f"count(*) FILTER (WHERE event_type = 'view' AND ts >= {s30}) AS views_30d",
-        f"count(*) FILTER (WHERE event_type = 'view' AND ts >= {s90}) AS views_90d",
-        f"count(*) FILTER (WHERE event_type = 'add_to_cart' AND ts >= {s90}) AS carts_90d",
-        f"count(*) FILTER (WHERE event_type = 'community_post' AND ts >= {s90}) AS community_posts_90d",
-        f"count(*) FILTER (WHERE {engaged} AND ts >= {s30}) AS engaged_30d",
-        f"count(*) FILTER (WHERE {engaged} AND ts >= {s90} AND ts < {s30}) AS engaged_prev_60d",
-        f"count(*) FILTER (WHERE event_type = 'service_ticket' AND ts >= {s90}) AS service_tickets_90d",
-        f"count(*) FILTER (WHERE event_type = 'service_ticket' AND ts >= {s365}) AS service_tickets_365d",
-        f"count(*) FILTER (WHERE event_type = 'return' AND ts >= {s365}) AS returns_365d",
-        f"count(*) FILTER (WHERE event_type = 'purchase' AND ts >= {s365}) AS purchases_365d_for_rate",
-        f"count(*) FILTER (WHERE event_type = 'coupon_redeem' AND ts >= {s365}) AS coupons_365d",
-        f"count(*) FILTER (WHERE event_type = 'push_open' AND ts >= {s90}) AS push_opens_90d",
-        f"count(*) FILTER (WHERE channel IS NOT NULL AND ts >= {s365}) AS channel_events_365d",
+        f"{count('app_open', 30)} AS app_opens_30d",
+        f"{count('app_open', 90)} AS app_opens_90d",
+        f"{count('view', 30)} AS views_30d",
+        f"{count('view', 90)} AS views_90d",
+        f"{count('add_to_cart', 90)} AS carts_90d",
+        f"{count('community_post', 90)} AS community_posts_90d",
+        f"count(*) FILTER (WHERE {engaged} AND wb <= {win[30]}) AS engaged_30d",
+        f"count(*) FILTER (WHERE {engaged} AND wb = {win[90]}) AS engaged_prev_60d",
+        f"{count('service_ticket', 90)} AS service_tickets_90d",
+        f"{count('service_ticket', 365)} AS service_tickets_365d",
+        f"{count('return', 365)} AS returns_365d",
+        f"{count('coupon_redeem', 365)} AS coupons_365d",
+        f"{count('push_open', 90)} AS push_opens_90d",
     ]
     exprs += [
-        f"count(*) FILTER (WHERE channel = '{ch}' AND ts >= {s365}) AS channel_{ch}_365d" for ch in CHANNELS
+        f"count(*) FILTER (WHERE ch = {i} AND wb <= {win[365]}) AS channel_{c}_365d"
+        for i, c in enumerate(CHANNELS)
     ]
     return exprs
+
+
+CHANNEL_EVENTS_365D = "(" + " + ".join(f"coalesce(agg.channel_{c}_365d, 0)" for c in CHANNELS) + ")"
 
 
 def _share(num: str, den: str) -> str:
@@ -328,7 +363,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "return_rate_365d",
                 "float",
                 "Returns per purchase in the last 365 days",
-                _share("coalesce(agg.returns_365d, 0)", "coalesce(agg.purchases_365d_for_rate, 0)"),
+                _share("coalesce(agg.returns_365d, 0)", "coalesce(agg.purchases_365d, 0)"),
                 "returned {value:.0%} of purchases",
                 365,
             ),
@@ -379,7 +414,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 f"channel_share_{ch}",
                 "float",
                 f"Share of the last 365 days' events in the {ch.replace('_', ' ')} channel",
-                _share(f"coalesce(agg.channel_{ch}_365d, 0)", "coalesce(agg.channel_events_365d, 0)"),
+                _share(f"coalesce(agg.channel_{ch}_365d, 0)", CHANNEL_EVENTS_365D),
                 f"{{value:.0%}} of activity in the {ch.replace('_', ' ')} channel",
                 365,
             )

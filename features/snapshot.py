@@ -26,6 +26,7 @@ from features.families import (
     FEATURE_SET_NAME,
     Dialect,
     _window_aggregates,
+    coded_events_sql,
     families,
     feature_set_version,
 )
@@ -47,7 +48,7 @@ def snapshot_sql(as_of: date | datetime | str, dialect: Dialect = DUCKDB) -> str
     """The snapshot query for one as-of date over relations ``events``, ``customers``, ``items``."""
     as_of = as_datetime(as_of)
     t = dialect.ts(as_of)
-    aggregates = ",\n    ".join(_window_aggregates(as_of, dialect))
+    aggregates = ",\n    ".join(_window_aggregates())
     owns = ",\n    ".join(
         f"max(CASE WHEN i.category = '{cat}' THEN 1 ELSE 0 END) AS owns_{cat}" for cat in ECOSYSTEM
     )
@@ -56,8 +57,7 @@ def snapshot_sql(as_of: date | datetime | str, dialect: Dialect = DUCKDB) -> str
 WITH agg AS (
   SELECT customer_id,
     {aggregates}
-  FROM events
-  WHERE ts < {t} AND customer_id IS NOT NULL
+  FROM ({coded_events_sql(as_of, dialect)}) ev
   GROUP BY customer_id
 ),
 own AS (
@@ -71,18 +71,21 @@ own AS (
   WHERE e.ts < {t} AND e.event_type = 'purchase'
   GROUP BY e.customer_id
 ),
+signed_up AS (
+  SELECT customer_id FROM customers
+  WHERE customer_id IS NOT NULL AND (signup_ts IS NULL OR signup_ts < {t})
+),
 known AS (
-  SELECT customer_id FROM agg
-  UNION
-  SELECT customer_id FROM customers WHERE customer_id IS NOT NULL AND (signup_ts IS NULL OR signup_ts < {t})
+  -- everyone with an event or a sign-up before as-of; one full join, so `agg` is computed once
+  SELECT coalesce(agg.customer_id, s.customer_id) AS known_id, agg.*
+  FROM agg FULL OUTER JOIN signed_up s ON s.customer_id = agg.customer_id
 )
-SELECT known.customer_id,
+SELECT agg.known_id AS customer_id,
   {columns}
-FROM known
-LEFT JOIN agg ON agg.customer_id = known.customer_id
-LEFT JOIN own ON own.customer_id = known.customer_id
-LEFT JOIN customers c ON c.customer_id = known.customer_id
-ORDER BY known.customer_id
+FROM known agg
+LEFT JOIN own ON own.customer_id = agg.known_id
+LEFT JOIN customers c ON c.customer_id = agg.known_id
+ORDER BY agg.known_id
 """
 
 

@@ -1,0 +1,160 @@
+"""Snapshot build time against the scan floor on the same events. JSON on stdout.
+
+    python bench/features.py [--events 20000000] [--customers 1000000] [--repeats 3] [--data DIR]
+
+Without ``--data`` it writes a synthetic events table of the requested size (numpy, seeded) with
+every event type, channels, items and customers, so the snapshot does all its work. In the same
+process and on the same Parquet it times (median of repeats):
+
+- the scan floor: ``SELECT customer_id, count(*) FROM events GROUP BY customer_id``;
+- the full snapshot (every feature family) at one as-of date, fetched as a DataFrame.
+
+Peak memory is the process's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# `features` package: drop the folder so the package is found.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from features.contract import EVENT_TYPES, _connect  # noqa: E402
+from features.snapshot import build_snapshot  # noqa: E402
+
+AS_OF = "2025-12-01"
+
+
+def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0) -> None:
+    """Events spread over two years, written in row groups; customers and items tables."""
+    rng = np.random.default_rng(seed)
+    (folder / "events").mkdir(parents=True)
+    n_items = 5000
+    type_p = np.array([0.44, 0.1, 0.1, 0.004, 0.23, 0.03, 0.02, 0.03, 0.05])
+    start = np.datetime64("2024-01-01T00:00:00", "us")
+    chunk = 5_000_000
+    for k, lo in enumerate(range(0, n_events, chunk)):
+        n = min(chunk, n_events - lo)
+        types = rng.choice(len(EVENT_TYPES), n, p=type_p / type_p.sum())
+        has_item = np.isin(types, [0, 1, 2, 3])
+        item = rng.integers(0, n_items, n)
+        table = pa.table(
+            {
+                "customer_id": pa.array(np.char.add("C", rng.integers(0, n_customers, n).astype(str))),
+                "ts": start + rng.integers(0, 730 * 86_400_000_000, n).astype("timedelta64[us]"),
+                "event_type": pa.array(np.array(EVENT_TYPES)[types]),
+                "item_id": pa.array(np.char.add("I", item.astype(str)), mask=~has_item),
+                "quantity": pa.array(np.ones(n, dtype=np.int64), mask=~has_item),
+                "amount": pa.array(rng.uniform(5, 900, n), mask=~np.isin(types, [2, 3])),
+                "channel": pa.array(np.array(["mall", "app", "offline_store", "social", "partner"])[
+                    rng.integers(0, 5, n)]),
+            }
+        )  # fmt: skip
+        pq.write_table(table, folder / "events" / f"part-{k:03d}.parquet")
+    cats = np.array(["phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other"])
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": np.char.add("I", np.arange(n_items).astype(str)),
+                "category": cats[rng.integers(0, len(cats), n_items)],
+                "subcategory": np.full(n_items, "x"),
+                "price": rng.uniform(5, 900, n_items),
+                "launch_date": np.full(n_items, np.datetime64("2023-01-01", "us")),
+                "active": np.ones(n_items, dtype=bool),
+            }
+        ),
+        folder / "items.parquet",
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": np.char.add("C", np.arange(n_customers).astype(str)),
+                "signup_ts": np.full(n_customers, np.datetime64("2022-01-01", "us")),
+                "birth_year": rng.integers(1955, 2007, n_customers),
+                "gender": np.array(["f", "m"])[rng.integers(0, 2, n_customers)],
+                "region": np.array(["east", "south", "north"])[rng.integers(0, 3, n_customers)],
+                "member_tier": np.array(["standard", "silver", "gold", "platinum"])[
+                    rng.integers(0, 4, n_customers)
+                ],
+                "points_balance": rng.uniform(0, 5000, n_customers),
+            }
+        ),
+        folder / "customers.parquet",
+    )
+
+
+def connect(folder: Path) -> duckdb.DuckDBPyConnection:
+    con = _connect()
+    events = folder / "events" if (folder / "events").is_dir() else folder / "validated" / "events.parquet"
+    pattern = f"{events}/*.parquet" if events.is_dir() else str(events)
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{pattern}')")
+    for table in ("customers", "items"):
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{folder / (table + '.parquet')}')")
+    return con
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", type=Path, help="an existing contract folder instead of synthetic events")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.data
+        if folder is None:
+            folder = Path(tmp) / "data"
+            gen = timed(lambda: write_synthetic(folder, args.events, args.customers))
+            print(f"generated {args.events:,} events in {gen:.1f} s", file=sys.stderr)
+        con = connect(folder)
+        n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        floor_sql = "SELECT customer_id, count(*) FROM events GROUP BY customer_id"
+        floors, snaps, rows = [], [], 0
+        for _ in range(args.repeats):
+            floors.append(timed(lambda: con.execute(floor_sql).fetchall()))
+            start = time.perf_counter()
+            rows = len(build_snapshot(con, AS_OF))
+            snaps.append(time.perf_counter() - start)
+            print(f"floor {floors[-1]:.2f} s, snapshot {snaps[-1]:.2f} s", file=sys.stderr)
+    floor, snap = statistics.median(floors), statistics.median(snaps)
+    print(
+        json.dumps(
+            {
+                "benchmark": "features",
+                "events": n_events,
+                "customers_in_snapshot": rows,
+                "as_of": AS_OF,
+                "repeats": args.repeats,
+                "scan_floor_seconds_median": round(floor, 3),
+                "snapshot_seconds_median": round(snap, 3),
+                "ratio_snapshot_to_floor": round(snap / floor, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "all_floor_seconds": [round(x, 3) for x in floors],
+                "all_snapshot_seconds": [round(x, 3) for x in snaps],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
