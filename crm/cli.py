@@ -1,6 +1,7 @@
 """The ``crm`` command line: thin wiring of jobs; each command module registers its commands."""
 
 # Importing a command module registers its commands on the typer apps (one line per module).
+import crm.commands.churn  # noqa: F401
 import crm.commands.data  # noqa: F401
 import crm.commands.demo  # noqa: F401
 import crm.commands.features  # noqa: F401

@@ -31,3 +31,8 @@ def optuna_storage() -> str:
 def work_dir() -> Path:
     """Where jobs write derived data by default (``CRM_WORK_DIR`` overrides)."""
     return Path(os.environ.get("CRM_WORK_DIR", "out")).resolve()
+
+
+def online_snapshot_dir() -> Path:
+    """The online snapshot that serving and churn lists read (``CRM_ONLINE_SNAPSHOT`` overrides)."""
+    return Path(os.environ.get("CRM_ONLINE_SNAPSHOT", "out/demo/online")).resolve()

@@ -1,0 +1,219 @@
+"""The churn model as served: calibrated probabilities, risk bands, reasons, actions, churn lists.
+
+:class:`ChurnModel` is the MLflow pyfunc that training logs and serving loads
+(``models:/churn@champion``). It holds the LightGBM booster (as its text model), the feature list,
+the categorical levels and the Platt calibration, so a serving process needs no training code.
+Reasons come from LightGBM's own feature contributions (``pred_contrib``), phrased with the
+feature declarations of :mod:`features.families`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from features.errors import UserError
+from features.families import all_features
+
+RISK_BANDS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
+# The first reason that matches decides the suggested action.
+ACTIONS = (
+    (
+        ("service_tickets_90d", "service_tickets_365d", "returns_365d", "return_rate_365d"),
+        "service follow-up",
+    ),
+    (("phone_age_days",), "phone upgrade offer"),
+    (("ecosystem_depth", "phone_share", "owns_"), "ecosystem bundle"),
+)
+DEFAULT_ACTION = "re-engagement push"
+
+
+def risk_band(probability: np.ndarray) -> np.ndarray:
+    bands = np.full(len(probability), RISK_BANDS[-1][1], dtype=object)
+    for threshold, name in reversed(RISK_BANDS[:-1]):
+        bands[probability >= threshold] = name
+    return bands
+
+
+def suggested_action(reason_features: list[str]) -> str:
+    for feature in reason_features:
+        for prefixes, action in ACTIONS:
+            if any(feature.startswith(p) for p in prefixes):
+                return action
+    return DEFAULT_ACTION
+
+
+@dataclass
+class Calibration:
+    """Platt scaling on the log-odds: p = 1 / (1 + exp(-(a * logit + b))). Strictly monotone, so
+    it keeps the ranking (and the ROC-AUC) of the raw model."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, raw_logit: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a * raw_logit + self.b)))
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    """LightGBM churn classifier with calibration and reasons. ``predict`` returns probabilities."""
+
+    def __init__(
+        self,
+        booster_text: str,
+        features: list[str],
+        categorical_levels: dict[str, list[str]],
+        calibration: Calibration,
+        num_threads: int = 2,
+    ) -> None:
+        self.booster_text = booster_text
+        self.features = list(features)
+        self.categorical_levels = {k: list(v) for k, v in categorical_levels.items()}
+        self.calibration = calibration
+        self.num_threads = num_threads
+        self._booster = None
+
+    # -- MLflow pyfunc -------------------------------------------------------------------------
+    def load_context(self, context) -> None:  # noqa: D102
+        self.booster()
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:  # noqa: D102
+        return self.probability(model_input)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_booster"] = None  # rebuilt from the text model after unpickling
+        return state
+
+    # -- scoring -------------------------------------------------------------------------------
+    def booster(self):
+        if self._booster is None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.booster_text)
+        return self._booster
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows, features) float matrix; categorical strings become their level's code."""
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise UserError(f"The churn model needs the columns {', '.join(missing)}, which the input lacks.")
+        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            column = frame[name]
+            if name in self.categorical_levels:
+                codes = pd.Categorical(column.astype(object), categories=self.categorical_levels[name]).codes
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def raw_logit(self, x: np.ndarray) -> np.ndarray:
+        return self.booster().predict(x, raw_score=True, num_threads=self.num_threads)
+
+    def probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probability per row."""
+        return self.calibration.apply(self.raw_logit(self.matrix(frame)))
+
+    def reasons(self, frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+        """Per row, the ``top`` features pushing the risk up most, with their values in words."""
+        x = self.matrix(frame)
+        contrib = self.booster().predict(x, pred_contrib=True, num_threads=self.num_threads)[:, :-1]
+        order = np.argsort(-contrib, axis=1)[:, :top]  # (rows, top)
+        declared = all_features()
+        result = []
+        for i, cols in enumerate(order):
+            row = []
+            for j in cols:
+                if contrib[i, j] <= 0:
+                    break
+                name = self.features[j]
+                value = frame[name].iloc[i]
+                feature = declared.get(name, (None, None))[1]
+                text = feature.say(value if isinstance(value, str) else float(value)) if feature else name
+                row.append({"feature": name, "text": text, "contribution": round(float(contrib[i, j]), 4)})
+            result.append(row)
+        return result
+
+    def score(self, frame: pd.DataFrame, with_reasons: bool = True, top_reasons: int = 3) -> pd.DataFrame:
+        """customer_id, churn_probability, risk_band, value_at_risk (+ top_reasons, suggested_action)."""
+        p = self.probability(frame)
+        value = (
+            frame["customer_value"].to_numpy(dtype=float) if "customer_value" in frame else np.zeros(len(p))
+        )
+        scored = pd.DataFrame(
+            {
+                "customer_id": frame["customer_id"].to_numpy(),
+                "churn_probability": p,
+                "risk_band": risk_band(p),
+                "customer_value": value,
+                "value_at_risk": p * value,
+            }
+        )
+        if with_reasons:
+            reasons = self.reasons(frame, top_reasons)
+            scored["top_reasons"] = [[r["text"] for r in row] for row in reasons]
+            scored["suggested_action"] = [suggested_action([r["feature"] for r in row]) for row in reasons]
+        return scored
+
+
+def filter_segment(
+    snapshot: pd.DataFrame,
+    tiers: list[str] | None = None,
+    regions: list[str] | None = None,
+    owns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Customers of a segment: member tiers, regions, and categories owned (all must hold)."""
+    keep = np.ones(len(snapshot), dtype=bool)
+    if tiers:
+        keep &= snapshot["member_tier"].isin(tiers).to_numpy()
+    if regions:
+        keep &= snapshot["region"].isin(regions).to_numpy()
+    for category in owns or []:
+        column = f"owns_{category}"
+        if column not in snapshot:
+            raise UserError(f"Unknown category {category!r} in the segment filter.")
+        keep &= snapshot[column].to_numpy() == 1
+    return snapshot[keep]
+
+
+SORTS = ("expected_loss", "probability")
+
+
+def churn_list(
+    model: ChurnModel,
+    snapshot: pd.DataFrame,
+    min_probability: float = 0.0,
+    limit: int = 100,
+    sort: str = "expected_loss",
+    tiers: list[str] | None = None,
+    regions: list[str] | None = None,
+    owns: list[str] | None = None,
+) -> pd.DataFrame:
+    """The ranked churn list of a segment: probability, value at risk, reasons, suggested action.
+
+    Probabilities are computed for the whole segment (vectorised); reasons only for the rows that
+    make the list.
+    """
+    if sort not in SORTS:
+        raise UserError(f"Unknown sort {sort!r}: expected expected_loss or probability.")
+    segment = filter_segment(snapshot, tiers, regions, owns).reset_index(drop=True)
+    if segment.empty:
+        return model.score(segment.head(0), with_reasons=False).assign(top_reasons=[], suggested_action=[])
+    scored = model.score(segment, with_reasons=False)
+    scored = scored[scored["churn_probability"] >= min_probability]
+    key = "value_at_risk" if sort == "expected_loss" else "churn_probability"
+    top = scored.sort_values([key, "customer_id"], ascending=[False, True], kind="stable").head(limit)
+    rows = segment.loc[top.index]
+    reasons = model.reasons(rows)
+    top = top.assign(
+        top_reasons=[[r["text"] for r in row] for row in reasons],
+        suggested_action=[suggested_action([r["feature"] for r in row]) for row in reasons],
+        member_tier=rows["member_tier"].to_numpy(),
+        region=rows["region"].to_numpy(),
+    )
+    top.insert(0, "rank", np.arange(1, len(top) + 1))
+    return top.reset_index(drop=True)

@@ -1,0 +1,411 @@
+"""Churn model: LightGBM on point-in-time snapshots, tuned with Optuna, calibrated, tracked.
+
+Time layout for a holdout as-of date ``T`` and horizon ``h``:
+
+- validation as-of ``V = T - h``: its label window ``[V, T)`` ends where the holdout's begins;
+- training as-of dates ``V - k * step`` for ``k = 1..n_train_dates`` (earlier than validation);
+- holdout: snapshot and labels at ``T``. The model never sees an event at or after ``T``.
+
+Optuna tunes on the validation fold (pruned with ``optuna_integration``'s LightGBM callback; the
+study lives in SQLite under the store, so an interrupted search resumes); the final model is
+calibrated (Platt) on the validation fold and evaluated once on the holdout, beside a recency-only
+score and, for simulated data, the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.metrics import roc_auc_score
+
+from features.contract import input_fingerprint, open_validated
+from features.errors import UserError
+from features.families import FEATURE_SET_NAME, all_features, categorical_features, feature_set_version
+from features.labels import POPULATIONS, churn_training_set
+from features.snapshot import as_datetime
+from serving.churn_scoring import Calibration, ChurnModel
+from training.metrics import classification_metrics
+
+# More inactivity or more service problems never lowers the risk (monotone in LightGBM).
+MONOTONE_UP = (
+    "days_since_last_purchase",
+    "days_since_last_event",
+    "service_tickets_90d",
+    "service_tickets_365d",
+)
+MIN_HISTORY_DAYS = 30
+
+
+@dataclass
+class ChurnParams:
+    """LightGBM hyperparameters (the defaults are also the first Optuna trial)."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 50
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    max_rounds: int = 600
+    early_stopping: int = 40
+    seed: int = 42
+    num_threads: int = 2
+
+    def lgb(self, features: list[str]) -> dict:
+        return {
+            "objective": "binary",
+            "metric": ["auc", "binary_logloss"],
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1,
+            "lambda_l2": self.lambda_l2,
+            "monotone_constraints": [1 if f in MONOTONE_UP else 0 for f in features],
+            "monotone_constraints_method": "advanced",
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": self.num_threads,
+            "verbosity": -1,
+        }
+
+
+class ChurnTrainConfig(BaseModel):
+    """What ``crm train churn`` runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    as_of: str
+    horizon_days: int = Field(90, gt=0)
+    lookback_days: int = Field(365, gt=0)
+    population: str = "active"
+    trials: int = Field(20, ge=1)
+    n_train_dates: int = Field(3, ge=1)
+    date_step_days: int = Field(30, gt=0)
+    register_model: bool = False  # --register
+    metrics_json: Path | None = None
+    seed: int = 42
+    experiment: str = "churn"
+
+
+@dataclass
+class ChurnResult:
+    metrics: dict[str, float]
+    as_of_dates: dict[str, list[str]]
+    rows: dict[str, int]
+    params: dict
+    run_id: str
+    model_uri: str
+    registered_version: str | None = None
+    champion_metric: float | None = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def schedule(cfg: ChurnTrainConfig, data_start: datetime) -> tuple[list[datetime], datetime, datetime]:
+    """(training as-of dates, validation as-of, holdout as-of)."""
+    holdout = as_datetime(cfg.as_of)
+    validation = holdout - timedelta(days=cfg.horizon_days)
+    earliest = data_start + timedelta(days=MIN_HISTORY_DAYS)
+    train = [validation - timedelta(days=k * cfg.date_step_days) for k in range(1, cfg.n_train_dates + 1)]
+    train = sorted(d for d in train if d >= earliest)
+    if validation < earliest or not train:
+        raise UserError(
+            f"Not enough history before as-of {holdout:%Y-%m-%d} for a {cfg.horizon_days}-day horizon:"
+            f" validation would be at {validation:%Y-%m-%d} and training earlier still, but the data"
+            f" starts {data_start:%Y-%m-%d}; choose a later as-of date or a shorter horizon."
+        )
+    return train, validation, holdout
+
+
+def feature_columns() -> list[str]:
+    return list(all_features())
+
+
+def _xy(frame: pd.DataFrame, model: ChurnModel) -> tuple[np.ndarray, np.ndarray]:
+    return model.matrix(frame), frame["churned"].to_numpy(dtype=int)
+
+
+def categorical_levels(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Levels of each categorical feature as seen in training (unseen levels score as missing)."""
+    return {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in categorical_features()}
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def fit(
+    params: ChurnParams, train: pd.DataFrame, valid: pd.DataFrame, callbacks: list | None = None
+) -> tuple[ChurnModel, int]:
+    """Fit LightGBM with early stopping on ``valid``; calibrate on ``valid``. Returns (model, rounds)."""
+    import lightgbm as lgb
+    from sklearn.linear_model import LogisticRegression
+
+    features = feature_columns()
+    levels = categorical_levels(train)
+    shell = ChurnModel("", features, levels, Calibration())
+    x_tr, y_tr = _xy(train, shell)
+    x_va, y_va = _xy(valid, shell)
+    cat_idx = [features.index(c) for c in levels]
+    d_tr = lgb.Dataset(x_tr, y_tr, feature_name=features, categorical_feature=cat_idx, free_raw_data=False)
+    d_va = lgb.Dataset(x_va, y_va, reference=d_tr)
+    booster = lgb.train(
+        params.lgb(features),
+        d_tr,
+        num_boost_round=params.max_rounds,
+        valid_sets=[d_va],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(params.early_stopping, verbose=False)] + (callbacks or []),
+    )
+    raw = booster.predict(x_va, raw_score=True, num_iteration=booster.best_iteration)
+    platt = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y_va)
+    model = ChurnModel(
+        booster.model_to_string(num_iteration=booster.best_iteration),
+        features,
+        levels,
+        Calibration(float(platt.coef_[0, 0]), float(platt.intercept_[0])),
+        num_threads=params.num_threads,
+    )
+    return model, int(booster.best_iteration or params.max_rounds)
+
+
+def tune(cfg: ChurnTrainConfig, train: pd.DataFrame, valid: pd.DataFrame, study_name: str) -> ChurnParams:
+    """Optuna TPE search on validation AUC, pruned, stored in SQLite so it resumes."""
+    import optuna
+    from optuna_integration import LightGBMPruningCallback
+
+    from crm import settings
+
+    settings.store_dir().mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=settings.optuna_storage(),
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=20),
+    )
+    if not study.trials:
+        study.enqueue_trial({k: v for k, v in asdict(ChurnParams()).items() if k in _SPACE})
+
+    def objective(trial: optuna.Trial) -> float:
+        params = ChurnParams(
+            learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+            num_leaves=trial.suggest_int("num_leaves", 8, 128, log=True),
+            min_child_samples=trial.suggest_int("min_child_samples", 10, 400, log=True),
+            feature_fraction=trial.suggest_float("feature_fraction", 0.5, 1.0),
+            bagging_fraction=trial.suggest_float("bagging_fraction", 0.5, 1.0),
+            lambda_l2=trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+            seed=cfg.seed,
+        )
+        model, rounds = fit(params, train, valid, [LightGBMPruningCallback(trial, "auc", "valid")])
+        trial.set_user_attr("rounds", rounds)
+        p = model.probability(valid)
+        return classification_metrics(valid["churned"], p)["roc_auc"]
+
+    done = len([t for t in study.trials if t.state.is_finished()])
+    remaining = max(0, cfg.trials - done)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, show_progress_bar=False)
+    best = study.best_trial.params
+    return ChurnParams(**{k: best[k] for k in _SPACE}, seed=cfg.seed)
+
+
+_SPACE = (
+    "learning_rate",
+    "num_leaves",
+    "min_child_samples",
+    "feature_fraction",
+    "bagging_fraction",
+    "lambda_l2",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation and plots
+
+
+def recency_score(frame: pd.DataFrame) -> np.ndarray:
+    """The recency-only baseline: days since the last purchase (never bought = longest)."""
+    days = frame["days_since_last_purchase"].to_numpy(dtype=float)
+    return np.where(np.isnan(days), np.nanmax(np.append(days, 0)) + 1, days)
+
+
+def oracle_auc(data: Path, holdout: pd.DataFrame, as_of: datetime, horizon: int) -> float | None:
+    if not (Path(data) / "truth").is_dir():
+        return None
+    from features.synth import oracle_churn_scores
+
+    scores = oracle_churn_scores(data, as_of, horizon)
+    merged = holdout[["customer_id", "churned"]].merge(scores, on="customer_id", how="inner")
+    return classification_metrics(merged["churned"], merged["oracle_score"])["roc_auc"]
+
+
+def plots(y: np.ndarray, p: np.ndarray, model: ChurnModel) -> dict:
+    """ROC, cumulative gain, calibration and feature importance figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import roc_curve
+
+    figs = {}
+    fig, ax = plt.subplots(figsize=(5, 5))
+    fpr, tpr, _ = roc_curve(y, p)
+    ax.plot(fpr, tpr, label="model")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="random")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
+    ax.legend()
+    figs["roc.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    order = np.argsort(-p)
+    gain = np.cumsum(y[order]) / max(1, y.sum())
+    share = np.arange(1, len(y) + 1) / len(y)
+    ax.plot(share, gain, label="model")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="random")
+    ax.set(xlabel="share of customers contacted", ylabel="share of churners reached", title="Cumulative gain")
+    ax.legend()
+    figs["gain.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    ax.plot(mean, frac, "o-", label="model")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.set(xlabel="predicted probability", ylabel="observed churn rate", title="Calibration (holdout)")
+    ax.legend()
+    figs["calibration.png"] = fig
+
+    booster = model.booster()
+    gain_imp = pd.Series(booster.feature_importance("gain"), index=model.features).nlargest(20)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    gain_imp.plot.barh(ax=ax, title="Feature importance (gain)")
+    fig.tight_layout()
+    figs["feature_importance.png"] = fig
+    return figs
+
+
+# ---------------------------------------------------------------------------------------------
+# the job
+
+
+def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
+    """Build the training sets, tune, fit, calibrate, evaluate, log to MLflow, optionally register."""
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from training import registry
+
+    say = progress or (lambda msg: None)
+    start = time.perf_counter()
+    if cfg.population not in POPULATIONS:
+        raise UserError(f"Unknown population {cfg.population!r}: expected active or all.")
+    con = open_validated(cfg.data)
+    data_start = con.execute("SELECT min(ts) FROM events").fetchone()[0]
+    train_dates, valid_date, holdout_date = schedule(cfg, data_start)
+    windows = dict(horizon_days=cfg.horizon_days, lookback_days=cfg.lookback_days, population=cfg.population)
+    say(f"building training sets at {', '.join(f'{d:%Y-%m-%d}' for d in train_dates)}")
+    train = churn_training_set(con, train_dates, **windows)
+    valid = churn_training_set(con, [valid_date], **windows)
+    say(f"building the holdout at {holdout_date:%Y-%m-%d}")
+    holdout = churn_training_set(con, [holdout_date], **windows)
+    for name, frame in (("training", train), ("validation", valid), ("holdout", holdout)):
+        if frame["churned"].nunique() < 2:
+            raise UserError(f"The {name} set has only one class: widen the population or change the dates.")
+
+    fingerprint = input_fingerprint(cfg.data)
+    study_name = (
+        f"churn-{fingerprint}-{holdout_date:%Y%m%d}-{cfg.horizon_days}-{cfg.lookback_days}-{cfg.population}"
+    )
+    say(f"tuning with Optuna ({cfg.trials} trials, study {study_name})")
+    params = tune(cfg, train, valid, study_name)
+    model, rounds = fit(params, train, valid)
+
+    p = model.probability(holdout)
+    y = holdout["churned"].to_numpy()
+    metrics = classification_metrics(y, p)
+    metrics["baseline_recency_roc_auc"] = float(roc_auc_score(y, recency_score(holdout)))
+    oracle = oracle_auc(cfg.data, holdout, holdout_date, cfg.horizon_days)
+    if oracle is not None:
+        metrics["oracle_roc_auc"] = oracle
+    metrics["validation_roc_auc"] = classification_metrics(valid["churned"], model.probability(valid))[
+        "roc_auc"
+    ]
+
+    key = registry.holdout_key(data=fingerprint, as_of=f"{holdout_date:%Y-%m-%d}", **windows)
+    champion_metric = None
+    as_of_dates = {
+        "train": [f"{d:%Y-%m-%d}" for d in train_dates],
+        "validation": [f"{valid_date:%Y-%m-%d}"],
+        "holdout": [f"{holdout_date:%Y-%m-%d}"],
+    }
+    rows = {"train": len(train), "validation": len(valid), "holdout": len(holdout)}
+    registry.experiment(cfg.experiment)
+    with mlflow.start_run(run_name=f"churn {holdout_date:%Y-%m-%d} h{cfg.horizon_days}") as run:
+        mlflow.log_params(asdict(params) | {"rounds": rounds, "trials": cfg.trials} | windows)
+        mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in as_of_dates.items()})
+        mlflow.log_params({f"rows_{k}": v for k, v in rows.items()})
+        mlflow.set_tags(
+            {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
+             "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
+        )  # fmt: skip
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.log_dict({"calibration": asdict(model.calibration)}, "calibration.json")
+        for name, fig in plots(y, p, model).items():
+            mlflow.log_figure(fig, name)
+        example = holdout[model.features].head(5).copy()
+        signature = infer_signature(example, model.probability(example))
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, signature=signature, input_example=example
+        )
+        model_uri = info.model_uri
+        if cfg.register_model:
+            champion = registry.get_alias("churn", registry.CHAMPION)
+            if champion is not None:
+                champ_model = mlflow.pyfunc.load_model(champion.uri).unwrap_python_model()
+                champion_metric = classification_metrics(y, champ_model.probability(holdout))["roc_auc"]
+                mlflow.log_metric("champion_holdout_roc_auc", champion_metric)
+    result = ChurnResult(metrics, as_of_dates, rows, asdict(params), run.info.run_id, model_uri)
+    if cfg.register_model:
+        version = registry.register_challenger(
+            model_uri, "churn", key, "roc_auc", metrics["roc_auc"], champion_metric,
+            description=f"holdout {holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.population}",
+        )  # fmt: skip
+        result.registered_version = version.version
+        result.champion_metric = champion_metric
+    result.seconds = time.perf_counter() - start
+    if cfg.metrics_json:
+        write_metrics_json(cfg.metrics_json, result)
+    return result
+
+
+def write_metrics_json(path: Path, result: ChurnResult) -> None:
+    """The holdout figures in the format of DESIGN.md section 10."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "model": "churn",
+        "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in result.metrics.items()},
+        "as_of": result.as_of_dates,
+        "rows": result.rows,
+        "run_id": result.run_id,
+        "registered_version": result.registered_version,
+    }
+    path.write_text(json.dumps(doc, indent=2))
