@@ -45,3 +45,42 @@ def _isolated_store(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir / 'mlflow.db'}")
     monkeypatch.setenv("CRM_WORK_DIR", str(store_dir / "work"))
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
+    # set_tracking_uri is process-global in MLflow: undo what a previous test pointed it at
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store_dir / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{store_dir / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A churn model trained on the tiny preset, registered and promoted to champion, once.
+
+    Returns the ChurnResult; the metrics JSON is at ``result.extra["metrics_json"]``.
+    """
+    import os
+
+    from training.churn import ChurnTrainConfig, run
+    from training.registry import promote
+
+    env = {
+        "CRM_STORE_DIR": str(store_dir),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store_dir / 'mlflow.db'}",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
+        cfg = ChurnTrainConfig(
+            data=tiny_data, as_of="2025-10-01", trials=2, register_model=True, metrics_json=metrics_json
+        )
+        result = run(cfg)
+        promote("churn")
+        result.extra["metrics_json"] = metrics_json
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return result

@@ -1,0 +1,54 @@
+"""Churn lists: columns, ordering, filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+
+from features.contract import open_validated
+from features.errors import UserError
+from features.snapshot import build_snapshot
+from serving.churn_scoring import churn_list, risk_band
+
+
+@pytest.fixture(scope="module")
+def model(churn_run):
+    return mlflow.pyfunc.load_model(churn_run.model_uri).unwrap_python_model()
+
+
+@pytest.fixture(scope="module")
+def snapshot(tiny_data: Path) -> pd.DataFrame:
+    return build_snapshot(open_validated(tiny_data), "2026-01-01")
+
+
+def test_churn_list_is_ranked_by_expected_loss(model, snapshot):
+    ranked = churn_list(model, snapshot, limit=50)
+    assert list(ranked["rank"]) == list(range(1, 51))
+    assert ranked["value_at_risk"].is_monotonic_decreasing
+    assert (ranked["value_at_risk"] == ranked["churn_probability"] * ranked["customer_value"]).all()
+    for column in ("customer_id", "risk_band", "top_reasons", "suggested_action"):
+        assert ranked[column].notna().all()
+
+
+def test_sort_by_probability_and_minimum(model, snapshot):
+    ranked = churn_list(model, snapshot, limit=30, sort="probability", min_probability=0.6)
+    assert ranked["churn_probability"].is_monotonic_decreasing
+    assert (ranked["churn_probability"] >= 0.6).all()
+
+
+def test_segment_filters(model, snapshot):
+    ranked = churn_list(model, snapshot, limit=500, tiers=["gold"], owns=["wearable"])
+    assert set(ranked["member_tier"]) == {"gold"}
+    owners = set(snapshot.loc[snapshot["owns_wearable"] == 1, "customer_id"])
+    assert set(ranked["customer_id"]) <= owners
+    with pytest.raises(UserError, match="Unknown sort"):
+        churn_list(model, snapshot, sort="alphabetical")
+
+
+def test_risk_bands():
+    assert list(risk_band(pd.Series([0.1, 0.5, 0.74, 0.75, 0.99]).to_numpy())) == [
+        "low", "medium", "medium", "high", "high"
+    ]  # fmt: skip

@@ -1,0 +1,104 @@
+"""Churn model: smoke train on tiny, behaviour of the trained model, the metrics JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import open_validated
+from features.errors import UserError
+from features.labels import churn_training_set
+from training.churn import ChurnTrainConfig, schedule
+
+
+@pytest.fixture(scope="module")
+def model(churn_run):
+    return mlflow.pyfunc.load_model(churn_run.model_uri).unwrap_python_model()
+
+
+@pytest.fixture(scope="module")
+def holdout(tiny_data: Path) -> pd.DataFrame:
+    return churn_training_set(open_validated(tiny_data), ["2025-10-01"])
+
+
+def test_smoke_train_beats_the_recency_baseline_and_stays_below_the_oracle(churn_run):
+    m = churn_run.metrics
+    assert m["roc_auc"] > m["baseline_recency_roc_auc"]
+    assert m["roc_auc"] < m["oracle_roc_auc"] + 0.02
+    assert 0 < m["brier"] < 0.25 and m["lift_top_decile"] > 1
+
+
+def test_training_dates_are_before_validation_before_holdout(churn_run):
+    train = churn_run.as_of_dates["train"]
+    (valid,) = churn_run.as_of_dates["validation"]
+    (holdout,) = churn_run.as_of_dates["holdout"]
+    assert max(train) < valid < holdout == "2025-10-01"
+    # the validation labels end where the holdout begins: 90 days
+    assert (pd.Timestamp(holdout) - pd.Timestamp(valid)).days == 90
+
+
+def test_no_history_for_the_schedule_is_a_clear_error():
+    cfg = ChurnTrainConfig(data=Path("."), as_of="2024-03-01")
+    with pytest.raises(UserError, match="Not enough history"):
+        schedule(cfg, pd.Timestamp("2024-01-01").to_pydatetime())
+
+
+@pytest.mark.parametrize(
+    "feature", ["days_since_last_purchase", "days_since_last_event", "service_tickets_90d"]
+)
+def test_more_inactivity_or_tickets_never_lowers_risk(model, holdout: pd.DataFrame, feature: str):
+    rows = holdout.sample(40, random_state=0).reset_index(drop=True)
+    grid = np.linspace(0, 400, 21) if feature.startswith("days") else np.arange(0, 8)
+    probabilities = []
+    for value in grid:
+        probabilities.append(model.probability(rows.assign(**{feature: value})))
+    curve = np.vstack(probabilities)  # (grid, customers)
+    assert (np.diff(curve, axis=0) >= -1e-12).all()
+
+
+def test_calibrated_probabilities_track_observed_rates(model, holdout: pd.DataFrame):
+    p = model.probability(holdout)
+    assert abs(p.mean() - holdout["churned"].mean()) < 0.05
+
+
+def test_reasons_are_sentences_from_the_declarations(model, holdout: pd.DataFrame):
+    scored = model.score(holdout.head(50))
+    assert set(scored.columns) >= {
+        "customer_id", "churn_probability", "risk_band", "value_at_risk", "top_reasons", "suggested_action"
+    }  # fmt: skip
+    assert scored["top_reasons"].map(len).between(1, 3).all()
+    assert all(isinstance(t, str) and "=" not in t for reasons in scored["top_reasons"] for t in reasons)
+    assert set(scored["suggested_action"]) <= {
+        "service follow-up", "phone upgrade offer", "re-engagement push", "ecosystem bundle"
+    }  # fmt: skip
+
+
+def test_metrics_json_has_the_design_schema(churn_run):
+    doc = json.loads(Path(churn_run.extra["metrics_json"]).read_text())
+    assert doc["model"] == "churn"
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "capture_top_decile"):
+        assert isinstance(doc["metrics"][key], float)
+
+
+def test_the_logged_model_loads_without_training_code(churn_run, holdout: pd.DataFrame, tmp_path: Path):
+    frame = tmp_path / "rows.parquet"
+    holdout.head(20).to_parquet(frame)
+    code = (
+        "import sys, mlflow.pyfunc, pandas as pd;"
+        f"m = mlflow.pyfunc.load_model({churn_run.model_uri!r});"
+        f"p = m.predict(pd.read_parquet({str(frame)!r})[m.metadata.get_input_schema().input_names()]);"
+        "assert not [k for k in sys.modules if k.split('.')[0] == 'training'], 'imported training';"
+        "print(len(p))"
+    )
+    import os
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "20"
