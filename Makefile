@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
 	# Only read for their bundled data files (CDNOW, MovieLens-100k); never imported.
 	$(BIN)/python -m pip install --quiet --no-deps lifetimes==0.11.3 recbole==1.2.1
 	touch $(STAMP)

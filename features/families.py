@@ -16,11 +16,13 @@ through :class:`Dialect`. ``python -m features.families`` prints the reference t
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 FEATURE_SET_NAME = "customer_snapshot"
+FEATURE_SET_MAJOR = 1  # bump on a change of meaning that old models must not silently accept
 WINDOWS = (7, 30, 90, 365)
 PUSHES_PER_WEEK = 1  # the brand sends one campaign push a week; opens per push assume that rate
 TIER_RANK = {"standard": 0, "silver": 1, "gold": 2, "platinum": 3}
@@ -37,12 +39,15 @@ class Dialect:
     def ts(self, value: datetime) -> str:
         return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}'"
 
-    def epoch(self, expr: str) -> str:
-        return f"epoch({expr})" if self.name == "duckdb" else f"unix_timestamp({expr})"
+    def epoch_us(self, expr: str) -> str:
+        """Microseconds since 1970 as an integer: the same exact arithmetic on both engines."""
+        return f"epoch_us({expr})" if self.name == "duckdb" else f"unix_micros({expr})"
 
     def days_before(self, expr: str, as_of: datetime) -> str:
         """Days (fractional) from ``expr`` to ``as_of``."""
-        return f"(({self.epoch(self.ts(as_of))} - {self.epoch(expr)}) / 86400.0)"
+        # integer microseconds, then one double division (a decimal literal would make Spark
+        # divide in DECIMAL and round differently)
+        return f"(CAST({self.epoch_us(self.ts(as_of))} - {self.epoch_us(expr)} AS DOUBLE) / 86400000000)"
 
 
 DUCKDB = Dialect("duckdb")
@@ -57,13 +62,18 @@ class Feature:
     sql: str  # expression in the final SELECT; may use {as_of}-dependent helpers via the family
     phrase: str = ""  # e.g. "{value:.0f} service tickets in the last 90 days"; "" = no reason text
     window_days: int | None = None
+    missing: str = ""  # the words for a null value, e.g. "has never bought" (nullable features only)
 
     def say(self, value: float | str | None) -> str:
-        """The feature's value in words, for churn reasons."""
-        if not self.phrase or value is None:
+        """The feature's value in words, for churn reasons.
+
+        ``phrase`` may use ``{value}``, ``{months}`` (value / 30.44) and ``{years}`` (value / 365.25);
+        a null (None or NaN) reads as ``missing``.
+        """
+        if value is None or (isinstance(value, float) and value != value):
+            return self.missing or f"{self.description.lower()}: unknown"
+        if not self.phrase:
             return f"{self.name} = {value}"
-        if isinstance(value, float) and value != value:  # NaN
-            return f"no {self.description.lower()}"
         if isinstance(value, int | float):
             return self.phrase.format(value=value, months=value / 30.44, years=value / 365.25)
         return self.phrase.format(value=value)
@@ -117,7 +127,10 @@ def _window_aggregates() -> list[str]:
     for w, i in win.items():
         exprs += [
             f"count(*) FILTER (WHERE et = {e['purchase']} AND wb <= {i}) AS purchases_{w}d",
-            f"sum(signed_amount) FILTER (WHERE wb <= {i}) AS net_revenue_{w}d",
+            # restricted to purchases and returns (the only rows with a signed amount), so the
+            # aggregate touches a tenth of the rows
+            f"sum(signed_amount) FILTER (WHERE et IN ({e['purchase']}, {e['return']}) AND wb <= {i})"
+            f" AS net_revenue_{w}d",
         ]
     engaged = "et IN (" + ", ".join(str(e[k]) for k in ENGAGED) + ")"
 
@@ -200,6 +213,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "Days since the last purchase (null: never bought)",
                 days("agg.last_purchase_ts", as_of),
                 "last purchase {value:.0f} days ago",
+                missing="has never bought",
             ),
             Feature(
                 "customer_value",
@@ -270,7 +284,8 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "float",
                 "Engaged events of the last 30 days over the monthly mean of the 60 days before "
                 "(1 = steady, below 1 = falling)",
-                "(coalesce(agg.engaged_30d, 0) + 1.0) / (coalesce(agg.engaged_prev_60d, 0) / 2.0 + 1.0)",
+                "(CAST(coalesce(agg.engaged_30d, 0) AS DOUBLE) + 1)"
+                " / (CAST(coalesce(agg.engaged_prev_60d, 0) AS DOUBLE) / 2 + 1)",
                 "engagement at {value:.0%} of its previous level",
                 90,
             ),
@@ -280,6 +295,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "Days since any event (null: no event yet)",
                 days("agg.last_event_ts", as_of),
                 "no activity for {value:.0f} days",
+                missing="no activity yet",
             ),
         ),
         (30, 90),
@@ -296,14 +312,16 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
     )
     ecosystem = FeatureFamily(
         "ecosystem",
-        1,
-        "Category mix of purchases and ecosystem depth (distinct categories owned).",
+        2,  # v2: depth counts the brand's ecosystem categories only (v1 counted any category)
+        "Category mix of purchases and ecosystem depth (distinct ecosystem categories owned).",
         (
             Feature(
                 "ecosystem_depth",
                 "int",
-                "Distinct categories bought",
-                "coalesce(own.ecosystem_depth, 0)",
+                "Distinct ecosystem categories bought ("
+                + ", ".join(c.replace("_", " ") for c in ECOSYSTEM)
+                + ")",
+                "(" + " + ".join(f"coalesce(own.owns_{cat}, 0)" for cat in ECOSYSTEM) + ")",
                 "owns {value:.0f} product categories",
             ),
             Feature(
@@ -327,6 +345,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "Days since the last phone purchase (null: no phone bought)",
                 days("own.last_phone_ts", as_of),
                 "phone is {months:.0f} months old",
+                missing="has no phone from us",
             ),
         ),
     )
@@ -439,7 +458,8 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "push_open_rate_90d",
                 "float",
                 "Push opens per push sent in the last 90 days",
-                f"coalesce(agg.push_opens_90d, 0) / ({PUSHES_PER_WEEK} * 90 / 7.0)",
+                f"CAST(coalesce(agg.push_opens_90d, 0) AS DOUBLE)"
+                f" / ({PUSHES_PER_WEEK} * CAST(90 AS DOUBLE) / 7)",
                 "opens {value:.0%} of pushes",
                 90,
             ),
@@ -457,7 +477,8 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "Age in years at the as-of date",
                 f"CAST({as_of.year} - c.birth_year AS DOUBLE)",
                 "{value:.0f} years old",
-            ),  # fmt: skip
+                missing="age unknown",
+            ),
             Feature(
                 "age_band",
                 "str",
@@ -486,8 +507,17 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
 
 
 def feature_set_version() -> str:
-    """The version of the whole set: the families' versions, joined."""
-    return ".".join(str(f.version) for f in families(datetime(2000, 1, 1)))
+    """The version of the whole set: its major version and a digest of every declaration.
+
+    The digest covers family names and versions and each feature's name, type and SQL, so any
+    change to a definition gives a new version (a model records the version it was trained on).
+    """
+    h = hashlib.sha256()
+    for fam in families(datetime(2000, 1, 1)):
+        h.update(f"{fam.name}:{fam.version}\n".encode())
+        for f in fam.features:
+            h.update(f"{f.name}|{f.dtype}|{f.sql}\n".encode())
+    return f"{FEATURE_SET_MAJOR}.{h.hexdigest()[:8]}"
 
 
 def all_features(as_of: datetime | None = None) -> dict[str, tuple[FeatureFamily, Feature]]:
@@ -508,6 +538,14 @@ def reference_markdown() -> str:
         f"Feature set `{FEATURE_SET_NAME}` version `{feature_set_version()}`: one row per customer,",
         "computed only from events with `ts < as_of`. Generated by `python -m features.families`;",
         "a test keeps this file in step with the declarations in `features/families.py`.",
+        "",
+        "Conventions for customers without the history a feature needs: counts and sums are 0,",
+        "shares and rates are 0.0, categorical columns are `'unknown'`, and the recency and age",
+        "features (`days_since_last_purchase`, `days_since_last_event`, `phone_age_days`, `age`) are",
+        "null where undefined (LightGBM treats null as its own branch). Categorical columns are",
+        "strings; the model casts them. `days_*` and `*_age_days` are fractional days before `as_of`.",
+        "",
+        "Build snapshots with `crm features build --data DIR --as-of DATE[,DATE...] --out DIR`.",
         "",
     ]
     for fam in families(datetime(2000, 1, 1)):

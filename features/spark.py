@@ -1,0 +1,73 @@
+"""The scale path for features: the same snapshot SQL on Spark (DESIGN.md section 8).
+
+One set of definitions: :func:`features.snapshot.snapshot_sql` with the Spark dialect runs over
+temporary views ``events``, ``customers`` and ``items`` read from the validated Parquet tables.
+Needs the ``[spark]`` extra (``pip install -e .[spark]``) and Java 17. ``master`` is
+``local[2]`` on one machine or a cluster URL (``spark://...``, ``yarn``, ``k8s://...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import TABLES
+from features.errors import UserError
+from features.families import SPARK
+from features.snapshot import as_datetime, cast_snapshot, snapshot_sql
+
+SPARK_TYPES = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
+               "BOOLEAN": "BOOLEAN"}  # fmt: skip
+
+
+def spark_session(master: str = "local[2]", app_name: str = "crm-features"):
+    """A Spark session in UTC with modest local settings (shuffle partitions suit one machine)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError("The Spark engine needs the [spark] extra: pip install -e '.[spark]'.") from None
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+
+
+def register_tables(spark, data_dir: str | Path) -> None:
+    """Temporary views over ``DIR/validated/`` with the contract's types (empty when absent)."""
+    validated = Path(data_dir) / "validated"
+    if not (validated / "events.parquet").is_file():
+        raise UserError(f"{validated} has no events.parquet: run `crm data validate {data_dir}` first.")
+    for spec in TABLES.values():
+        columns = ", ".join(f"CAST({c.name} AS {SPARK_TYPES[c.sql_type]}) AS {c.name}" for c in spec.columns)
+        path = validated / f"{spec.name}.parquet"
+        if path.is_file():
+            spark.read.parquet(str(path)).createOrReplaceTempView(f"_raw_{spec.name}")
+            spark.sql(f"SELECT {columns} FROM _raw_{spec.name}").createOrReplaceTempView(spec.name)
+        else:
+            empty = ", ".join(f"CAST(NULL AS {SPARK_TYPES[c.sql_type]}) AS {c.name}" for c in spec.columns)
+            spark.sql(f"SELECT {empty} WHERE 1 = 0").createOrReplaceTempView(spec.name)
+
+
+def build_snapshot_spark(spark, as_of: datetime | str) -> pd.DataFrame:
+    """The snapshot at ``as_of`` computed by Spark, as pandas with the DuckDB path's dtypes."""
+    frame = spark.sql(snapshot_sql(as_datetime(as_of), SPARK)).toPandas()
+    return cast_snapshot(frame)
+
+
+def build_snapshots_spark(
+    data_dir: str | Path, dates: list[datetime], master: str = "local[2]"
+) -> Iterator[tuple[datetime, pd.DataFrame]]:
+    """Snapshots for several as-of dates in one Spark session."""
+    spark = spark_session(master)
+    register_tables(spark, data_dir)
+    for d in dates:
+        yield d, build_snapshot_spark(spark, d)
