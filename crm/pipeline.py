@@ -10,11 +10,13 @@ into place, so a half-written output is never mistaken for a finished one).
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,10 @@ class StepState:
     def finished(self, name: str, key: str) -> dict | None:
         rec = self.records.get(name)
         return rec if rec and rec["key"] == key else None
+
+    def key_of(self, name: str) -> str:
+        """The key a finished step ran with (chains later steps to it)."""
+        return self.records.get(name, {}).get("key", "")
 
     def save(self, record: StepRecord) -> None:
         self.records[record.name] = {"key": record.key, "seconds": record.seconds, "outputs": record.outputs}
@@ -128,19 +134,152 @@ def validate_step(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def features_step(data_dir: Path, online_dir: Path) -> dict[str, Any]:
+    from features.online import build_online_snapshot, load_online_snapshot
+
+    path = build_online_snapshot(data_dir, online_dir)
+    online = load_online_snapshot(path)
+    return {"online_snapshot": str(path), "customers": len(online.snapshot), "as_of": online.as_of}
+
+
+def holdout_as_of(data_dir: Path, horizon_days: int) -> str:
+    """The latest holdout date whose label window still fits in the data."""
+    from features.contract import open_validated
+    from features.snapshot import data_end
+
+    end = data_end(open_validated(data_dir))
+    return f"{(end - timedelta(days=horizon_days)).date():%Y-%m-%d}"
+
+
+def churn_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    from training.churn import ChurnTrainConfig
+    from training.churn import run as train_churn
+
+    as_of = holdout_as_of(data_dir, 90)
+    metrics_json = metrics_dir / "churn.json"
+    with console.status("training the churn model") as status:
+        result = train_churn(
+            ChurnTrainConfig(
+                data=data_dir, as_of=as_of, trials=cfg.churn_trials, register_model=True,
+                metrics_json=metrics_json, seed=cfg.seed,
+            ),
+            progress=lambda msg: status.update(f"churn: {msg}"),
+        )  # fmt: skip
+    return {
+        "version": result.registered_version,
+        "metrics_json": str(metrics_json),
+        "roc_auc": round(result.metrics["roc_auc"], 4),
+        "holdout": as_of,
+    }
+
+
+def recommender_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    from training.recommender import RecommenderTrainConfig
+    from training.recommender import run as train_recommender
+
+    metrics_json = metrics_dir / "recommender.json"
+    extra = {} if cfg.recommender_epochs is None else {"epochs": cfg.recommender_epochs}
+    with console.status("training the recommender") as status:
+        result = train_recommender(
+            RecommenderTrainConfig(
+                data=data_dir, split="time", register_model=True, metrics_json=metrics_json,
+                seed=cfg.seed, **extra,
+            ),
+            progress=lambda msg: status.update(f"recommender: {msg}"),
+        )  # fmt: skip
+    return {
+        "version": result.registered_version,
+        "metrics_json": str(metrics_json),
+        "recall_at_10": round(result.metrics["two_tower"].get("recall_at_10", float("nan")), 4),
+    }
+
+
+def promote_step(name: str, console: Console) -> dict[str, Any]:
+    from training.registry import PromotionRefused, get_alias, promote
+
+    try:
+        result = promote(name)
+        return {"champion": result.version, "promoted": True}
+    except PromotionRefused as refused:
+        console.print(f"[yellow]{refused}[/]")
+        champion = get_alias(name, "champion")
+        return {"champion": None if champion is None else champion.version, "promoted": False}
+
+
+def churn_list_step(online_dir: Path, out: Path, top: int) -> dict[str, Any]:
+    import mlflow.pyfunc
+
+    from features.online import load_online_snapshot
+    from serving.churn_scoring import churn_list
+    from training.registry import configure_tracking
+
+    configure_tracking()
+    model = mlflow.pyfunc.load_model("models:/churn@champion").unwrap_python_model()
+    online = load_online_snapshot(online_dir)
+    ranked = churn_list(model, online.snapshot.reset_index(drop=True), limit=top)
+    tmp = out.with_suffix(".tmp.csv")
+    ranked.assign(top_reasons=ranked["top_reasons"].map("; ".join)).to_csv(tmp, index=False)
+    tmp.replace(out)
+    return {
+        "churn_list": str(out),
+        "customers": len(ranked),
+        "value_at_risk": round(float(ranked["value_at_risk"].sum()), 2),
+    }
+
+
 def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     """Run the pipeline on a synthetic preset, reusing finished steps."""
+    from crm import settings
+
     console = console or Console(stderr=True)
     work = cfg.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data_dir = work / "data"
+    data_dir, online_dir, metrics_dir = work / "data", work / "online", work / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
     state = StepState(work / "demo_state.json", force=cfg.force)
     result = DemoResult(work_dir=work)
+    step = functools.partial(run_step, state, result, console)
 
+    # a step's key names everything it depends on, so a change reruns it and what follows
     data_key = f"synth:{cfg.preset}:{cfg.seed}"
-    run_step(state, result, console, "simulate", data_key, lambda: synth_step(cfg, data_dir))
-    run_step(state, result, console, "validate", data_key, lambda: validate_step(data_dir))
+    store_key = f"{data_key}|store:{settings.tracking_uri()}"
+    step("simulate", data_key, lambda: synth_step(cfg, data_dir))
+    step("validate", data_key, lambda: validate_step(data_dir))
+    step("online snapshot", data_key, lambda: features_step(data_dir, online_dir))
+    step("train churn", f"{store_key}|trials:{cfg.churn_trials}",
+         lambda: churn_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
+    step(
+        "promote churn", f"{store_key}|{state.key_of('train churn')}", lambda: promote_step("churn", console)
+    )
+    step("train recommender", f"{store_key}|epochs:{cfg.recommender_epochs}",
+         lambda: recommender_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
+    step("promote recommender", f"{store_key}|{state.key_of('train recommender')}",
+         lambda: promote_step("recommender", console))  # fmt: skip
+    step("churn list", f"{store_key}|{state.key_of('promote churn')}|top:{cfg.churn_top}",
+         lambda: churn_list_step(online_dir, work / "churn_list.csv", cfg.churn_top))  # fmt: skip
     return result
+
+
+def headline_table(result: DemoResult) -> Table:
+    """Headline metrics against their baselines, from the metrics JSON files."""
+    table = Table(title="model quality on the holdout")
+    for col in ("model", "metric", "model value", "baseline", "reference"):
+        table.add_column(col)
+    churn_json = result.output("train churn", "metrics_json")
+    if churn_json and Path(churn_json).is_file():
+        m = json.loads(Path(churn_json).read_text())["metrics"]
+        oracle = f"oracle {m['oracle_roc_auc']:.3f}" if "oracle_roc_auc" in m else ""
+        recency = f"recency {m['baseline_recency_roc_auc']:.3f}"
+        table.add_row("churn", "ROC-AUC", f"{m['roc_auc']:.3f}", recency, oracle)
+    rec_json = result.output("train recommender", "metrics_json")
+    if rec_json and Path(rec_json).is_file():
+        doc = json.loads(Path(rec_json).read_text())
+        models = doc["models"]
+        best = max((n for n in models if n not in ("two_tower", "oracle")), key=lambda n: models[n]["recall"])
+        oracle = f"oracle {models['oracle']['recall']:.3f}" if "oracle" in models else ""
+        table.add_row("recommender", f"Recall@{doc['k']}", f"{models['two_tower']['recall']:.3f}",
+                      f"{best} {models[best]['recall']:.3f}", oracle)  # fmt: skip
+    return table
 
 
 def summary_table(result: DemoResult) -> Table:

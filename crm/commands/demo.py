@@ -9,6 +9,25 @@ import typer
 from crm.apps import app, console, user_errors
 
 
+def curl_examples(port: int, customer_id: str) -> str:
+    base = f"http://127.0.0.1:{port}"
+    return "\n".join(
+        [
+            f"curl -s {base}/readyz",
+            f"curl -s -X POST {base}/recommend -H 'Content-Type: application/json'"
+            f' -d \'{{"customer_id": "{customer_id}", "k": 5}}\'',
+            f"curl -s -X POST {base}/recommend -H 'Content-Type: application/json'"
+            ' -d \'{"customer_id": "someone-new", "k": 3}\'',
+            f"curl -s -X POST {base}/recommend_batch -H 'Content-Type: application/json'"
+            f' -d \'{{"customer_ids": ["{customer_id}", "someone-new"], "k": 3}}\'',
+            f"curl -s -X POST {base}/churn_score -H 'Content-Type: application/json'"
+            f' -d \'{{"customer_ids": ["{customer_id}"]}}\'',
+            f"curl -s -X POST {base}/churn_list -H 'Content-Type: application/json'"
+            ' -d \'{"min_probability": 0.5, "limit": 5}\'',
+        ]
+    )
+
+
 @app.command("demo")
 @user_errors
 def demo(
@@ -16,17 +35,34 @@ def demo(
     seed: int = typer.Option(42, help="Simulator seed."),
     work_dir: Path = typer.Option(Path("out/demo"), help="Where data, features and the churn list go."),
     trials: int = typer.Option(10, min=1, help="Optuna trials for the churn model."),
+    epochs: int | None = typer.Option(None, min=1, help="Two-tower epochs (default: the model's)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the service when the pipeline ends."),
     port: int = typer.Option(3000, help="Port of the service."),
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
 ) -> None:
     """Simulate, validate, build features, train and promote both models, write a churn list, serve."""
-    from crm.pipeline import DemoConfig, run, summary_table
+    import pandas as pd
+
+    from crm import settings
+    from crm.pipeline import DemoConfig, headline_table, run, summary_table
 
     if preset not in ("tiny", "demo"):
         raise typer.BadParameter("expected tiny or demo", param_hint="--preset")
-    cfg = DemoConfig(preset=preset, seed=seed, work_dir=work_dir, churn_trials=trials, force=force)
+    cfg = DemoConfig(
+        preset=preset, seed=seed, work_dir=work_dir, churn_trials=trials, recommender_epochs=epochs,
+        force=force,
+    )  # fmt: skip
     result = run(cfg, console=console)
     console.print(summary_table(result))
+    console.print(headline_table(result))
+    online = result.work_dir / "online"
+    console.print(f"data:           {result.work_dir / 'data'}")
+    console.print(f"MLflow store:   {settings.tracking_uri()}  (browse: make mlflow-ui)")
+    console.print(f"churn list:     {result.output('churn list', 'churn_list')}")
+    console.print(f"online snapshot: {online}")
+    first = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
+    console.print("\ntry the service (once it is ready):\n" + curl_examples(port, first), soft_wrap=True)
     if serve:
-        console.print("[yellow]serving is not wired in yet; rerun with --no-serve[/]")
+        from crm.commands.serve import serve as serve_command
+
+        serve_command(port=port, host="127.0.0.1", snapshot=online)
