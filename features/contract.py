@@ -13,6 +13,7 @@ optional), each a Parquet file, a CSV file, or a folder of either. Validation ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -208,7 +209,8 @@ def _describe(con: duckdb.DuckDBPyConnection, source_sql: str, where: str) -> di
 def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    with contextlib.suppress(duckdb.Error):  # in Jupyter, DuckDB wants ipywidgets to change it
+        con.execute("SET enable_progress_bar = false")
     if memory_limit:
         con.execute(f"SET memory_limit = {_sql_str(memory_limit)}")
     return con

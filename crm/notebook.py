@@ -1,0 +1,56 @@
+"""Set-up for the notebooks: which data and which models to report on.
+
+If ``make demo`` has run (``out/demo`` and champions in the configured MLflow store), notebooks
+report on that. Otherwise they run the tiny pipeline once into ``out/notebooks`` with a private
+store (steps are reused by later notebooks), so they run anywhere, CI included.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class NotebookContext:
+    root: Path
+    data_dir: Path
+    online_dir: Path
+    work_dir: Path
+    tracking_uri: str
+    source: str  # "demo" or "tiny"
+
+
+def repo_root() -> Path:
+    here = Path.cwd()
+    return here.parent if here.name == "notebooks" else here
+
+
+def setup(need_models: bool = True) -> NotebookContext:
+    """Find the demo outputs, or build the tiny ones; point MLflow at the store that has them."""
+    from crm import pipeline, settings
+
+    root = repo_root()
+    os.chdir(root)  # relative defaults (mlflow/, out/) resolve against the repository
+    demo = root / "out" / "demo"
+    if (demo / "demo_state.json").is_file() and (not need_models or _has_champions()):
+        work, source = demo, "demo"
+    else:
+        work, source = root / "out" / "notebooks", "tiny"
+        store = work / "mlflow"
+        os.environ["CRM_STORE_DIR"] = str(store)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+        cfg = pipeline.DemoConfig(preset="tiny", seed=7, work_dir=work, churn_trials=2, recommender_epochs=3)
+        pipeline.run(cfg)
+    if need_models:
+        from training.registry import configure_tracking
+
+        configure_tracking()
+    return NotebookContext(root, work / "data", work / "online", work, settings.tracking_uri(), source)
+
+
+def _has_champions() -> bool:
+    from training.registry import get_alias
+
+    return all(get_alias(name, "champion") is not None for name in ("churn", "recommender"))

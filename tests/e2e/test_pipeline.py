@@ -1,0 +1,74 @@
+"""The whole job on the tiny preset: pipeline, reuse on a second run, then every endpoint over HTTP
+with the curl commands `crm demo` prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mlflow
+from crm.commands.demo import curl_examples
+from crm.pipeline import DemoConfig, run
+from tests.server import crm_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("CRM_STORE_DIR", str(store))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    previous = mlflow.get_tracking_uri()
+    yield store
+    mlflow.set_tracking_uri(previous)
+    mlflow.set_registry_uri(previous)
+
+
+def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Path):
+    cfg = DemoConfig(preset="tiny", seed=11, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=2)
+    first = run(cfg)
+    assert first.skipped == []
+    assert first.output("promote churn", "champion") == "1"
+    assert first.output("promote recommender", "champion") == "1"
+    churn_list = pd.read_csv(first.output("churn list", "churn_list"))
+    assert len(churn_list) == cfg.churn_top and churn_list["value_at_risk"].is_monotonic_decreasing
+
+    # a second run reuses every finished step
+    again = run(cfg)
+    assert again.skipped == [s.name for s in first.steps]
+
+    online = first.work_dir / "online"
+    customer = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
+    env = {**os.environ, "CRM_API_TOKEN": "", "CRM_RELOAD_POLL_SECONDS": "0"}
+    with crm_server(env, tmp_path / "server.log", "--snapshot", str(online)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        answers = []
+        for line in curl_examples(port, customer).splitlines():
+            out = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, (line, out.stderr)
+            answers.append(
+                json.loads(out.stdout) if out.stdout.strip().startswith(("{", "[")) else out.stdout
+            )
+    _, known, unknown, batch, scores, ranked = answers
+    assert known["fallback"] is False and len(known["items"]) == 5
+    assert unknown["fallback"] is True and len(unknown["items"]) == 3
+    assert len(batch["results"]) == 2
+    assert scores["scores"][0]["customer_id"] == customer
+    assert all(c["churn_probability"] >= 0.5 for c in ranked["customers"])
+
+
+def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_store: Path):
+    cfg = DemoConfig(preset="tiny", seed=12, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=1)
+    # a crash in the middle of simulation leaves a half-written temporary folder behind
+    (cfg.work_dir / "data.tmp" / "events").mkdir(parents=True)
+    (cfg.work_dir / "data.tmp" / "events" / "part-00000.parquet").write_bytes(b"half")
+    result = run(cfg)
+    assert not (cfg.work_dir / "data.tmp").exists()
+    assert result.output("validate", "rejected") == {"events": 0, "customers": 0, "items": 0}
