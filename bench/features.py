@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, help="an existing contract folder instead of synthetic events")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.data
         if folder is None:
@@ -150,6 +152,9 @@ def main() -> None:
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "all_floor_seconds": [round(x, 3) for x in floors],
                 "all_snapshot_seconds": [round(x, 3) for x in snaps],
+                # the machine is shared: a busy one stretches the longer query more than the floor
+                "cpu_count": os.cpu_count(),
+                "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             },
             indent=2,
         )

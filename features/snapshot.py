@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
@@ -62,7 +63,6 @@ WITH agg AS (
 ),
 own AS (
   SELECT e.customer_id,
-    count(DISTINCT i.category) AS ecosystem_depth,
     count(*) AS item_purchases,
     count(*) FILTER (WHERE i.category = 'phone') AS phone_purchases,
     max(e.ts) FILTER (WHERE i.category = 'phone') AS last_phone_ts,
@@ -111,7 +111,7 @@ def cast_snapshot(frame: pd.DataFrame) -> pd.DataFrame:
 
 def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
     """The end of the observed data: the last event's timestamp."""
-    last = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    last = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
     if last is None:
         raise UserError("The events table is empty: there is nothing to build features from.")
     return last
@@ -121,8 +121,11 @@ def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
 # the job: crm features build
 
 
-@dataclass
-class FeatureBuildConfig:
+class FeatureBuildConfig(BaseModel):
+    """``crm features build``: snapshots of ``data`` at each ``as_of`` date, written to ``out``."""
+
+    model_config = ConfigDict(extra="forbid")
+
     data: Path
     as_of: list[str]
     out: Path
@@ -137,6 +140,9 @@ class FeatureBuildResult:
     seconds: float = 0.0
 
 
+ENGINES = ("duckdb", "spark")
+
+
 def snapshot_path(out: Path, as_of: date | datetime | str) -> Path:
     return Path(out) / f"snapshot_as_of={as_datetime(as_of):%Y-%m-%d}.parquet"
 
@@ -144,9 +150,13 @@ def snapshot_path(out: Path, as_of: date | datetime | str) -> Path:
 def run(cfg: FeatureBuildConfig) -> FeatureBuildResult:
     """Build one snapshot per as-of date and a manifest in ``cfg.out``."""
     start = time.perf_counter()
+    if cfg.engine not in ENGINES:
+        raise UserError(f"Unknown engine {cfg.engine!r}: expected one of {', '.join(ENGINES)}.")
+    dates = [as_datetime(d) for d in cfg.as_of]
+    if not dates:
+        raise UserError("No as-of dates given: expected --as-of YYYY-MM-DD[,YYYY-MM-DD...].")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    dates = [as_datetime(d) for d in cfg.as_of]
     result = FeatureBuildResult(out=out)
     if cfg.engine == "duckdb":
         con = open_validated(cfg.data)
@@ -156,15 +166,18 @@ def run(cfg: FeatureBuildConfig) -> FeatureBuildResult:
             frame.to_parquet(path, index=False)
             result.snapshots[f"{d:%Y-%m-%d}"] = (len(frame), path)
     elif cfg.engine == "spark":
-        from features.spark import build_snapshots_spark
-
+        try:
+            from features.spark import build_snapshots_spark
+        except ImportError:
+            raise UserError(
+                "The spark engine is not available in this installation: use --engine duckdb, or"
+                " install the [spark] extra with features/spark.py (the scale path, a later issue)."
+            ) from None
         open_validated(cfg.data).close()  # validate once, then Spark reads validated/
         for d, frame in build_snapshots_spark(cfg.data, dates, master=cfg.spark_master):
             path = snapshot_path(out, d)
             frame.to_parquet(path, index=False)
             result.snapshots[f"{d:%Y-%m-%d}"] = (len(frame), path)
-    else:
-        raise UserError(f"Unknown engine {cfg.engine!r}: expected duckdb or spark.")
     manifest = {
         "feature_set": FEATURE_SET_NAME,
         "version": feature_set_version(),
