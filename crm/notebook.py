@@ -8,6 +8,8 @@ store (steps are reused by later notebooks), so they run anywhere, CI included.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def repo_root() -> Path:
 
 def setup(need_models: bool = True) -> NotebookContext:
     """Find the demo outputs, or build the tiny ones; point MLflow at the store that has them."""
-    from crm import pipeline, settings
+    from crm import settings
 
     root = repo_root()
     os.chdir(root)  # relative defaults (mlflow/, out/) resolve against the repository
@@ -41,8 +43,13 @@ def setup(need_models: bool = True) -> NotebookContext:
         store = work / "mlflow"
         os.environ["CRM_STORE_DIR"] = str(store)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
-        cfg = pipeline.DemoConfig(preset="tiny", seed=7, work_dir=work, churn_trials=2, recommender_epochs=3)
-        pipeline.run(cfg)
+        # in a child process: logging models from inside a Jupyter kernel hit a recursion error in
+        # MLflow's artifact copy here, and `crm demo` is what a person would run anyway
+        cmd = [sys.executable, "-m", "crm.cli", "demo", "--preset", "tiny", "--seed", "7",
+               "--work-dir", str(work), "--trials", "2", "--epochs", "3", "--no-serve"]  # fmt: skip
+        done = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{done.stderr[-3000:]}")
     if need_models:
         from training.registry import configure_tracking
 

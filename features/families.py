@@ -140,6 +140,7 @@ def _window_aggregates() -> list[str]:
     exprs += [
         f"count(*) FILTER (WHERE et = {e['purchase']}) AS purchases_total",
         f"max(ts) FILTER (WHERE et = {e['purchase']}) AS last_purchase_ts",
+        f"min(ts) FILTER (WHERE et = {e['purchase']}) AS first_purchase_ts",
         "max(ts) AS last_event_ts",
         "min(ts) AS first_event_ts",
         f"{count('app_open', 30)} AS app_opens_30d",
@@ -221,6 +222,35 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 "Customer value: net revenue of the last 365 days (the revenue at stake)",
                 "greatest(coalesce(agg.net_revenue_365d, 0.0), 0.0)",
                 "worth {value:,.0f} a year",
+            ),
+            # the inputs of buy-till-you-die models (BG/NBD: frequency, recency t_x, age T), which
+            # keep their meaning whatever the length of the history before the as-of date
+            Feature(
+                "days_since_first_purchase",
+                "float",
+                "Days since the first purchase (null: never bought)",
+                days("agg.first_purchase_ts", as_of),
+                "first purchase {value:.0f} days ago",
+                missing="has never bought",
+            ),
+            Feature(
+                "purchase_span_days",
+                "float",
+                "Days between the first and the last purchase (null: never bought)",
+                f"(CAST({d.epoch_us('agg.last_purchase_ts')} - {d.epoch_us('agg.first_purchase_ts')}"
+                " AS DOUBLE) / 86400000000)",
+                "bought over {value:.0f} days",
+                missing="has never bought",
+            ),
+            Feature(
+                "recency_over_purchase_gap",
+                "float",
+                "Days since the last purchase over the mean gap between purchases (null: under 2 purchases)",
+                f"CASE WHEN agg.purchases_total > 1 THEN {days('agg.last_purchase_ts', as_of)}"
+                f" / ((CAST({d.epoch_us('agg.last_purchase_ts')} - {d.epoch_us('agg.first_purchase_ts')}"
+                " AS DOUBLE) / 86400000000) / (agg.purchases_total - 1) + 1) END",
+                "overdue: {value:.1f} times the usual gap since the last purchase",
+                missing="fewer than two purchases",
             ),
         ),
         WINDOWS,

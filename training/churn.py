@@ -39,6 +39,7 @@ MONOTONE_UP = (
     "days_since_last_event",
     "service_tickets_90d",
     "service_tickets_365d",
+    "recency_over_purchase_gap",
 )
 MIN_HISTORY_DAYS = 30
 

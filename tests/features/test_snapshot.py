@@ -47,6 +47,12 @@ def test_rfm_formulas(hand_snapshot: pd.DataFrame):
     assert b["purchases_365d"] == 0 and b["customer_value"] == 0
     assert b["days_since_last_purchase"] == pytest.approx(days("2024-03-01 10:00"))
     assert np.isnan(hand_snapshot.loc["C", "days_since_last_purchase"])
+    # buy-till-you-die inputs: age T, span t_x, recency over the mean gap between purchases
+    assert a["days_since_first_purchase"] == pytest.approx(days("2023-07-01 10:00"))
+    span = days("2023-07-01 10:00", "2025-06-24 08:00")
+    assert a["purchase_span_days"] == pytest.approx(span)
+    assert a["recency_over_purchase_gap"] == pytest.approx(a["days_since_last_purchase"] / (span / 3 + 1))
+    assert np.isnan(b["recency_over_purchase_gap"])  # one purchase: no gap yet
 
 
 def test_engagement_formulas(hand_snapshot: pd.DataFrame):
