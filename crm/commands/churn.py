@@ -35,7 +35,8 @@ def train_churn(
     lookback_days: int = typer.Option(365, min=1, help="Active population: any event in this window."),
     population: Population = typer.Option(Population.active, help="active or all customers."),
     trials: int = typer.Option(20, min=1, help="Optuna trials (a stored study resumes where it stopped)."),
-    n_train_dates: int = typer.Option(3, min=1, help="Training as-of dates, 30 days apart."),
+    n_train_dates: int = typer.Option(3, min=1, help="How many training as-of dates before validation."),
+    date_step_days: int = typer.Option(30, min=1, help="Days between training as-of dates."),
     register: bool = typer.Option(False, help="Register the model as the `challenger` of `churn`."),
     metrics_json: Path | None = typer.Option(None, help="Write the holdout figures as JSON here."),
     seed: int = typer.Option(42),
@@ -45,7 +46,8 @@ def train_churn(
 
     cfg = ChurnTrainConfig(
         data=data, as_of=as_of, horizon_days=horizon_days, lookback_days=lookback_days,
-        population=population.value, trials=trials, n_train_dates=n_train_dates, register_model=register,
+        population=population.value, trials=trials, n_train_dates=n_train_dates,
+        date_step_days=date_step_days, register_model=register,
         metrics_json=metrics_json, seed=seed,
     )  # fmt: skip
     with console.status("training the churn model") as status:
