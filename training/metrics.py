@@ -40,3 +40,45 @@ def classification_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[
 
 # ---------------------------------------------------------------------------------------------
 # recommender: ranking
+
+RANKING_KS = (5, 10, 20)
+
+
+def top_k(scores: np.ndarray, excluded: list[np.ndarray], k: int) -> np.ndarray:
+    """(n, k) item positions of the highest scores per row, each row's ``excluded`` items skipped."""
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    rows = np.repeat(np.arange(len(excluded)), [len(e) for e in excluded])
+    if len(rows):
+        scores[rows, np.concatenate(excluded).astype(np.int64)] = -np.inf
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def ranking_metrics(
+    top_items: np.ndarray, relevant: list[np.ndarray], n_items: int, ks: tuple[int, ...] = RANKING_KS
+) -> dict[str, float]:
+    """Recall@K, NDCG@K (binary relevance), HitRate@K and catalogue coverage@K, averaged over rows.
+
+    ``top_items`` (n, max K) ranks best first; ``relevant`` holds each row's held-out items.
+    Recall divides the hits by all of a row's relevant items; NDCG's ideal ranks min(K, relevant)
+    hits first; coverage is the share of the catalogue recommended to at least one row.
+    """
+    n = len(relevant)
+    hits = np.zeros(top_items.shape, dtype=bool)
+    for r, items in enumerate(relevant):
+        hits[r] = np.isin(top_items[r], items)
+    n_relevant = np.array([len(x) for x in relevant], dtype=float)
+    discount = 1.0 / np.log2(np.arange(2, top_items.shape[1] + 2))
+    out: dict[str, float] = {}
+    for k in ks:
+        h = hits[:, :k]
+        dcg = (h * discount[:k]).sum(1)
+        ideal = np.array([discount[: int(min(k, m))].sum() for m in n_relevant])
+        out[f"recall_at_{k}"] = float(np.mean(h.sum(1) / np.maximum(n_relevant, 1))) if n else 0.0
+        out[f"ndcg_at_{k}"] = float(np.mean(dcg / np.maximum(ideal, 1e-12))) if n else 0.0
+        out[f"hit_rate_at_{k}"] = float(np.mean(h.any(1))) if n else 0.0
+        recommended = np.unique(top_items[:, :k])
+        out[f"coverage_at_{k}"] = float(len(recommended[recommended >= 0]) / max(n_items, 1))
+    return out

@@ -1,0 +1,98 @@
+"""``crm train recommender`` and ``crm recommend``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from crm.apps import app, console, train_app, user_errors
+
+
+class Split(StrEnum):
+    time = "time"
+    random_per_user = "random-per-user"
+
+
+@train_app.command("recommender")
+@user_errors
+def train_recommender(
+    data: Path = typer.Option(..., help="Data folder in the input contract."),
+    split: Split = typer.Option(Split.time, help="time: test on the last 90 days; random-per-user."),
+    split_date: datetime | None = typer.Option(None, formats=["%Y-%m-%d"], help="Time split date."),
+    test_fraction: float = typer.Option(0.25, help="Held-out share of each customer's items (random split)."),
+    register: bool = typer.Option(False, "--register", help="Register the model as challenger."),
+    metrics_json: Path | None = typer.Option(None, help="Write the holdout figures as JSON here."),
+    epochs: int = typer.Option(8, min=1, help="Two-tower training epochs."),
+    seed: int = typer.Option(42, help="Seed of the split, the model and the baselines."),
+) -> None:
+    """Train the two-tower recommender and its baselines on one split; log to MLflow."""
+    from training.recommender import HEADLINE_K, RecommenderTrainConfig, run
+
+    cfg = RecommenderTrainConfig(
+        data=data,
+        split=split.value,
+        split_date=split_date.date() if split_date else None,
+        test_fraction=test_fraction,
+        register_model=register,
+        metrics_json=metrics_json,
+        epochs=epochs,
+        seed=seed,
+    )
+    with console.status("training the recommender") as status:
+        result = run(cfg, progress=lambda msg: status.update(msg))
+    k = HEADLINE_K
+    table = Table(title=f"recommender holdout, {result.split.get('split')} split, K={k}")
+    for col in ("model", "recall", "ndcg", "hit_rate", "coverage"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, values in result.metrics.items():
+        table.add_row(
+            name, *(f"{values[f'{m}_at_{k}']:.4f}" for m in ("recall", "ndcg", "hit_rate", "coverage"))
+        )
+    console.print(table)
+    console.print(
+        f"run {result.run_id}; model {result.model_uri}; two-tower trained in {result.train_seconds:.1f} s"
+        f" ({result.seconds:.1f} s in all)"
+    )
+    if result.registered_version:
+        console.print(f"registered recommender v{result.registered_version} as challenger")
+    if metrics_json:
+        console.print(f"wrote {metrics_json}")
+
+
+@app.command("recommend")
+@user_errors
+def recommend(
+    customers: Path = typer.Option(..., help="CSV or Parquet file with a customer_id column."),
+    k: int = typer.Option(10, min=1, max=1000, help="Items per customer."),
+    out: Path = typer.Option(..., help="Output file (.csv or .parquet), one row per recommended item."),
+    model_uri: str = typer.Option("models:/recommender@champion", help="Model to use (alias or version)."),
+    online_snapshot: Path | None = typer.Option(None, help="Online snapshot folder with fresher purchases."),
+    category: list[str] | None = typer.Option(None, help="Offer only these categories (repeatable)."),
+    exclude_category: list[str] | None = typer.Option(
+        None, help="Never offer these categories (repeatable)."
+    ),
+) -> None:
+    """Batch top-k recommendations for an audience (owned and inactive items never offered)."""
+    from serving.retrieval import BatchRecommendConfig, batch_recommend
+
+    cfg = BatchRecommendConfig(
+        customers=customers,
+        out=out,
+        k=k,
+        model_uri=model_uri,
+        online_snapshot=online_snapshot,
+        categories=category or None,
+        exclude_categories=exclude_category or None,
+    )
+    result = batch_recommend(cfg)
+    table = Table(title="recommendations")
+    for col in ("customers", "rows", "popularity fallback", "seconds", "out"):
+        table.add_column(col)
+    table.add_row(
+        f"{result.customers:,}", f"{result.rows:,}", f"{result.fallback:,}", f"{result.seconds:.1f}", str(out)
+    )
+    console.print(table)

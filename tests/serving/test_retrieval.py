@@ -1,0 +1,157 @@
+"""Serving-side recommender: ragged lists, business filters, FAISS search, fallback, batch job."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import UserError
+from serving.retrieval import (
+    BatchRecommendConfig,
+    BusinessFilters,
+    ItemLists,
+    RecommenderBundle,
+    Retrieval,
+    batch_recommend,
+    drop_excluded,
+)
+
+CATEGORIES = np.array(
+    ["phone", "phone", "accessory", "accessory", "wearable", "tv", "tv", "laptop"], dtype=object
+)
+
+
+def hand_bundle(seed: int = 0) -> RecommenderBundle:
+    """8 items, 3 customers, random towers; item 7 inactive; popularity falls with the item number."""
+    rng = np.random.default_rng(seed)
+    n_items, n_customers, dim, hidden = len(CATEGORIES), 3, 4, 6
+    return RecommenderBundle(
+        item_ids=np.array([f"I{i}" for i in range(n_items)], dtype=object),
+        item_category=CATEGORIES,
+        item_active=np.array([True] * 7 + [False]),
+        item_vectors=rng.standard_normal((n_items, dim + 1)).astype(np.float32),
+        popularity=np.linspace(1.0, 0.1, n_items),
+        customer_ids=np.array(["C0", "C1", "C2"], dtype=object),
+        customer_static=rng.standard_normal((n_customers + 1, hidden)).astype(np.float32),
+        history_table=rng.standard_normal((n_items + 1, dim)).astype(np.float32),
+        w_history=rng.standard_normal((dim, hidden)).astype(np.float32),
+        w_out=rng.standard_normal((hidden, dim)).astype(np.float32),
+        b_out=np.zeros(dim, dtype=np.float32),
+        owned=ItemLists.from_lists([[0, 2], [], [1, 3, 4]]),
+        recent=ItemLists.from_lists([[2, 0], [], [4]]),
+        meta={},
+    )
+
+
+@pytest.fixture()
+def retrieval() -> Retrieval:
+    return Retrieval(hand_bundle())
+
+
+def brute_force(r: Retrieval, customer: str, k: int, banned: set[int], allowed: np.ndarray) -> list[int]:
+    """Reference ranking: every item scored, banned and disallowed items removed."""
+    row = r.customer_rows([customer])
+    pos = row[0]
+    recent = r.bundle.recent.take(row) if pos >= 0 else ItemLists.empty(1)
+    scores = r.customer_vectors(row, recent) @ r.bundle.item_vectors.T
+    order = [int(j) for j in np.argsort(-scores[0], kind="stable") if allowed[j] and j not in banned]
+    return order[:k]
+
+
+def test_item_lists_take_matches_rows() -> None:
+    lists = ItemLists.from_lists([[1, 2], [], [3], [4, 5, 6]])
+    taken = lists.take(np.array([3, -1, 0, 2]))
+    assert [taken.row(i).tolist() for i in range(4)] == [[4, 5, 6], [], [1, 2], [3]]
+
+
+def test_drop_excluded_keeps_rank_order_and_pads() -> None:
+    candidates = np.array([[5, 1, 2, 3], [0, 1, -1, -1]])
+    excluded = ItemLists.from_lists([[1, 3], [0]])
+    kept = drop_excluded(candidates, excluded, n_items=8, k=3)
+    assert kept.tolist() == [[5, 2, -1], [1, -1, -1]]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (BusinessFilters(), [True] * 7 + [False]),
+        (BusinessFilters(only_active=False), [True] * 8),
+        (BusinessFilters(categories=["tv", "laptop"]), [False] * 5 + [True, True, False]),
+        (BusinessFilters(exclude_categories=["phone"]), [False, False] + [True] * 5 + [False]),
+    ],
+)
+def test_item_mask(filters: BusinessFilters, expected: list[bool]) -> None:
+    b = hand_bundle()
+    assert filters.item_mask(b.item_category, b.item_active).tolist() == expected
+
+
+def test_search_equals_brute_force_without_owned_or_inactive(retrieval: Retrieval) -> None:
+    recs = retrieval.recommend_arrays(["C0", "C1", "C2"], k=4)
+    allowed = retrieval.bundle.item_active
+    for i, c in enumerate(["C0", "C1", "C2"]):
+        banned = set(retrieval.bundle.owned.row(i).tolist())
+        assert recs.items[i].tolist() == brute_force(retrieval, c, 4, banned, allowed)
+        assert not recs.fallback[i]
+        assert np.all(np.diff(recs.scores[i]) <= 1e-6)  # best first
+
+
+def test_owned_inactive_and_denied_categories_never_offered(retrieval: Retrieval) -> None:
+    for k in (1, 3, 8):
+        out = retrieval.recommend(["C0", "C2"], k=k, exclude_categories=["tv"])
+        for row, owned in zip(out, (["I0", "I2"], ["I1", "I3", "I4"]), strict=True):
+            ids = [x["item_id"] for x in row["items"]]
+            assert not set(ids) & set(owned)
+            assert "I7" not in ids  # inactive
+            assert all(x["category"] != "tv" for x in row["items"])
+            assert len(ids) == len(set(ids)) <= k
+
+
+def test_category_allow_list_and_owned_switch(retrieval: Retrieval) -> None:
+    only = retrieval.recommend(["C2"], k=5, categories=["phone", "accessory"], exclude_owned=False)[0]
+    assert {x["category"] for x in only["items"]} <= {"phone", "accessory"}
+    assert {x["item_id"] for x in only["items"]} == {"I0", "I1", "I2", "I3"}  # owned allowed now
+
+
+def test_unknown_customer_gets_popularity_with_fallback_flag(retrieval: Retrieval) -> None:
+    out = retrieval.recommend(["nobody", "C1"], k=3)
+    assert out[0]["fallback"] is True and out[1]["fallback"] is False
+    assert [x["item_id"] for x in out[0]["items"]] == ["I0", "I1", "I2"]
+    owned = retrieval.recommend(["nobody"], k=3, owned_items={"nobody": ["I0"]})[0]
+    assert [x["item_id"] for x in owned["items"]] == ["I1", "I2", "I3"]
+
+
+def test_fresh_recent_items_change_the_query_and_count_as_owned(retrieval: Retrieval) -> None:
+    before = retrieval.recommend(["C1"], k=8)[0]
+    after = retrieval.recommend(["C1"], k=8, recent_items={"C1": ["I5"]})[0]
+    assert before["items"] != after["items"]
+    assert "I5" not in [x["item_id"] for x in after["items"]]
+    # an unknown customer with a fresh purchase is answered by the towers, not by popularity
+    assert retrieval.recommend(["new"], k=3, recent_items={"new": ["I5"]})[0]["fallback"] is False
+
+
+def test_bundle_round_trip(tmp_path, retrieval: Retrieval) -> None:
+    loaded = Retrieval.load(retrieval.bundle.save(tmp_path / "b"))
+    a = retrieval.recommend_arrays(["C0", "C1", "x"], k=5)
+    b = loaded.recommend_arrays(["C0", "C1", "x"], k=5)
+    assert np.array_equal(a.items, b.items) and np.allclose(a.scores, b.scores)
+
+
+def test_bad_k_is_a_user_error(retrieval: Retrieval) -> None:
+    with pytest.raises(UserError, match="k must"):
+        retrieval.recommend_arrays(["C0"], k=0)
+
+
+def test_batch_job_reports_missing_model_and_bad_audience(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")  # no models at all
+    audience = tmp_path / "audience.csv"
+    pd.DataFrame({"who": ["C0"]}).to_csv(audience, index=False)
+    with pytest.raises(UserError, match="customer_id"):
+        batch_recommend(BatchRecommendConfig(customers=audience, out=tmp_path / "out.csv"))
+    pd.DataFrame({"customer_id": ["C0"]}).to_csv(audience, index=False)
+    with pytest.raises(UserError, match="No recommender"):
+        batch_recommend(
+            BatchRecommendConfig(
+                customers=audience, out=tmp_path / "out.csv", model_uri="models:/recommender@champion"
+            )
+        )
