@@ -58,8 +58,7 @@ def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPat
 
     Returns the ChurnResult; the metrics JSON is at ``result.extra["metrics_json"]``.
     """
-    import os
-
+    from tests.server import env_scope
     from training.churn import ChurnTrainConfig, run
     from training.registry import promote
 
@@ -67,9 +66,7 @@ def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPat
         "CRM_STORE_DIR": str(store_dir),
         "MLFLOW_TRACKING_URI": f"sqlite:///{store_dir / 'mlflow.db'}",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_scope(env):
         metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
         cfg = ChurnTrainConfig(
             data=tiny_data, as_of="2025-10-01", trials=2, register_model=True, metrics_json=metrics_json
@@ -77,10 +74,4 @@ def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPat
         result = run(cfg)
         promote("churn")
         result.extra["metrics_json"] = metrics_json
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return result

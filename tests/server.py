@@ -1,4 +1,5 @@
-"""Start `crm serve` as a real process on a free loopback port, for tests that go over HTTP."""
+"""Test helpers: `crm serve` as a real process on a free loopback port (for tests that go over HTTP),
+and environment variables set for the length of a block."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+
+@contextlib.contextmanager
+def env_scope(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` for the duration of a with block (session fixtures cannot use monkeypatch)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def free_port() -> int:

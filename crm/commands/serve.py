@@ -1,0 +1,60 @@
+"""``crm serve``: the BentoML service on localhost."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from crm.apps import app, console, user_errors
+
+SERVICE = "serving.service:CRMService"
+
+
+def serve_command(port: int, host: str = "127.0.0.1", snapshot: Path | None = None) -> tuple[list[str], dict]:
+    """The ``bentoml serve`` command line and environment for the service (used by tests too)."""
+    from serving.config import pin_numeric_threads
+
+    env = dict(os.environ)
+    pin_numeric_threads(env)
+    if snapshot is not None:
+        env["CRM_ONLINE_SNAPSHOT"] = str(Path(snapshot).resolve())
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    cmd = [
+        sys.executable, "-m", "bentoml", "serve", SERVICE,
+        "--host", host, "--port", str(port), "--working-dir", str(root),
+    ]  # fmt: skip
+    return cmd, env
+
+
+@app.command("serve")
+@user_errors
+def serve(
+    port: int = typer.Option(3000, min=1, max=65535, help="Port on localhost."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
+    snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default CRM_ONLINE_SNAPSHOT)."),
+    import_models: bool = typer.Option(
+        False, "--import-models", help="Copy champions and snapshot into the BentoML store, then exit."
+    ),
+) -> None:
+    """Serve /recommend, /recommend_batch, /churn_score, /churn_list with the champion models."""
+    from serving.config import ServiceSettings
+
+    cmd, env = serve_command(port, host, snapshot)
+    settings = ServiceSettings.from_env(env)
+    if import_models:
+        from serving.service import import_models as import_into_bentoml
+
+        for name, tag in import_into_bentoml(settings).items():
+            console.print(f"{name}: {tag}")
+        console.print("now: bentoml build -f serving/bentofile.yaml .")
+        return
+    auth = "bearer token required" if settings.token_bytes() else "no auth (set CRM_API_TOKEN to require one)"
+    console.print(
+        f"serving {settings.churn_model_uri} and {settings.recommender_model_uri} with snapshot"
+        f" {settings.online_snapshot} on http://{host}:{port} ({auth}); readiness at /readyz"
+    )
+    os.execvpe(cmd[0], cmd, env)  # the server replaces this process: signals reach it directly

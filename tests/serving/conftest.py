@@ -1,0 +1,137 @@
+"""Serving fixtures: tiny champion models in a private registry, and the online snapshot.
+
+The models are real but small: the churn model is LightGBM fitted (no Optuna search) on the
+tiny preset's labels, the recommender is the two-tower trained for one epoch. Both are logged as
+their serving pyfuncs, registered and promoted through training.registry, once per session, in a
+store of their own (so promotions elsewhere in the suite cannot move these aliases).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.server import crm_server, env_scope
+
+
+@dataclass
+class ServingEnv:
+    """Where the service finds its models and snapshot; ``env`` is what to export."""
+
+    store: Path
+    snapshot: Path
+    env: dict[str, str]
+    known_customers: list[str]
+    churn_version: str
+    recommender_version: str
+
+    def apply(self, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+        for key, value in {**self.env, **extra}.items():
+            monkeypatch.setenv(key, value)
+
+
+def train_tiny_churn(data: Path) -> str:
+    """Fit the churn model on two as-of dates of the tiny preset; register and promote it."""
+    import mlflow
+    from features.contract import open_validated
+    from features.labels import churn_training_set
+    from training.churn import ChurnParams, fit
+    from training.registry import configure_tracking, promote, register_challenger
+
+    con = open_validated(data)
+    frame = churn_training_set(con, ["2025-06-01", "2025-08-01"])
+    train = frame[frame["as_of"] == frame["as_of"].min()]
+    valid = frame[frame["as_of"] == frame["as_of"].max()]
+    model, _ = fit(ChurnParams(max_rounds=60, early_stopping=10, num_threads=1), train, valid)
+    configure_tracking()
+    mlflow.set_experiment("serving-tests")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=model)
+    version = register_challenger(info.model_uri, "churn", "serving-tests", "roc_auc", 0.5)
+    promote("churn", force=True)
+    return str(version.version)
+
+
+def train_tiny_recommender(data: Path) -> str:
+    """One epoch of the two-tower on the tiny preset, registered and promoted."""
+    from training.recommender import RecommenderTrainConfig, run
+    from training.registry import promote
+
+    result = run(RecommenderTrainConfig(data=data, epochs=1, baselines=False, register_model=True))
+    promote("recommender", force=True)
+    return str(result.registered_version)
+
+
+@pytest.fixture(scope="session")
+def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
+    """Champion churn and recommender models plus the online snapshot of the tiny preset."""
+    import pandas as pd
+
+    from features.online import build_online_snapshot
+
+    root = tmp_path_factory.mktemp("serving")
+    store = root / "store"
+    env = {
+        "CRM_STORE_DIR": str(store),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        "CRM_ONLINE_SNAPSHOT": str(root / "online"),
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    with env_scope(env):
+        snapshot = build_online_snapshot(tiny_data, root / "online")
+        churn_version = train_tiny_churn(tiny_data)
+        recommender_version = train_tiny_recommender(tiny_data)
+    known = pd.read_parquet(snapshot / "snapshot.parquet")["customer_id"].astype(str).tolist()
+    return ServingEnv(store, snapshot, env, known, churn_version, recommender_version)
+
+
+@pytest.fixture()
+def service_env(serving_env: ServingEnv, monkeypatch: pytest.MonkeyPatch) -> ServingEnv:
+    """The serving environment exported for one test (no token, fast lane on)."""
+    serving_env.apply(monkeypatch)
+    monkeypatch.delenv("CRM_API_TOKEN", raising=False)
+    monkeypatch.delenv("CRM_FAST_LANE", raising=False)
+    monkeypatch.delenv("CRM_RELOAD_POLL_SECONDS", raising=False)
+    return serving_env
+
+
+def start_client(serving_env: ServingEnv, **extra: str):
+    """An in-process client over a started service (models loaded) under ``env`` + ``extra``."""
+    from starlette.testclient import TestClient
+
+    from serving.service import CRMService
+
+    env = {
+        "CRM_API_TOKEN": "",
+        "CRM_FAST_LANE": "1",
+        "CRM_RELOAD_POLL_SECONDS": "0",
+        **serving_env.env,
+        **extra,
+    }
+    with env_scope(env):
+        client = TestClient(CRMService.to_asgi())
+        client.__enter__()  # runs the lifespan: the service loads its models here
+    return client
+
+
+@pytest.fixture(scope="session", params=["fast_lane", "bentoml"])
+def client(request: pytest.FixtureRequest, serving_env: ServingEnv):
+    """The started service, once with the fast lane and once through BentoML's full pipeline.
+
+    Every test that uses it runs against both, which proves they answer identically.
+    """
+    c = start_client(serving_env, CRM_FAST_LANE="1" if request.param == "fast_lane" else "0")
+    yield c
+    c.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def live_server(serving_env: ServingEnv, tmp_path_factory: pytest.TempPathFactory):
+    """`crm serve` on a free loopback port (a real server process), until the session ends."""
+    env = {**os.environ, **serving_env.env, "CRM_API_TOKEN": "", "CRM_RELOAD_POLL_SECONDS": "0"}
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with crm_server(env, log) as base:
+        yield base
