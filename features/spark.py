@@ -8,6 +8,8 @@ Needs the ``[spark]`` extra (``pip install -e .[spark]``) and Java 17. ``master`
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,14 +26,23 @@ SPARK_TYPES = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP", "BIGINT": "BIGINT"
 
 
 def spark_session(master: str = "local[2]", app_name: str = "crm-features"):
-    """A Spark session in UTC with modest local settings (shuffle partitions suit one machine)."""
+    """A Spark session in UTC with modest local settings (shuffle partitions suit one machine).
+
+    In local mode the Python workers run this interpreter (the venv's), not the first ``python3`` on
+    PATH, which lacks pandas and the models' packages; ``PYSPARK_PYTHON`` overrides it, and on a
+    cluster the executors' Python is the cluster's setting.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise UserError("The Spark engine needs the [spark] extra: pip install -e '.[spark]'.") from None
+    if master.startswith("local"):
+        # PySpark sends each Python function with the interpreter named by PYSPARK_PYTHON, read
+        # when the context starts (the spark.pyspark.python setting only reaches spark-submit)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master)
     return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
+        builder.appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.ui.enabled", "false")

@@ -63,9 +63,23 @@ def test_more_inactivity_or_tickets_never_lowers_risk(model, holdout: pd.DataFra
     assert (np.diff(curve, axis=0) >= -1e-12).all()
 
 
-def test_calibrated_probabilities_track_observed_rates(model, holdout: pd.DataFrame):
-    p = model.probability(holdout)
-    assert abs(p.mean() - holdout["churned"].mean()) < 0.05
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Mean |predicted - observed| over equal-width probability bins, weighted by bin size."""
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).mean()
+                     for b in np.unique(which)))  # fmt: skip
+
+
+def test_calibrated_probabilities_track_observed_rates(model, churn_run, tiny_data: Path, holdout):
+    # on the fold Platt scaling was fitted on, the mean matches and the bins are close
+    (valid_date,) = churn_run.as_of_dates["validation"]
+    valid = churn_training_set(open_validated(tiny_data), [valid_date])
+    p, y = model.probability(valid), valid["churned"].to_numpy()
+    assert abs(p.mean() - y.mean()) < 0.01
+    assert expected_calibration_error(p, y) < 0.05
+    # 90 days later the base rate has moved (seasons), but the bins still track what happened
+    p, y = model.probability(holdout), holdout["churned"].to_numpy()
+    assert expected_calibration_error(p, y) < 0.1
 
 
 def test_reasons_are_sentences_from_the_declarations(model, holdout: pd.DataFrame):
