@@ -35,7 +35,7 @@ def demo(
     seed: int = typer.Option(42, help="Simulator seed."),
     work_dir: Path = typer.Option(Path("out/demo"), help="Where data, features and the churn list go."),
     trials: int = typer.Option(10, min=1, help="Optuna trials for the churn model."),
-    epochs: int | None = typer.Option(None, min=1, help="Two-tower epochs (default: the model's)."),
+    epochs: int = typer.Option(5, min=1, help="Two-tower epochs (`crm train recommender` uses 8)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the service when the pipeline ends."),
     port: int = typer.Option(3000, help="Port of the service."),
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
