@@ -7,7 +7,10 @@ every event type, channels, items and customers, so the snapshot does all its wo
 process and on the same Parquet it times (median of repeats):
 
 - the scan floor: ``SELECT customer_id, count(*) FROM events GROUP BY customer_id``;
-- the full snapshot (every feature family) at one as-of date, fetched as a DataFrame.
+- the full snapshot (every feature family) at one as-of date, written to Parquet as
+  ``crm features build`` does (``snapshot_seconds``);
+- the same snapshot fetched as a pandas DataFrame instead, as training reads it in process
+  (``dataframe_seconds``, for comparison: the conversion to Python objects is most of it).
 
 Peak memory is the process's max RSS.
 """
@@ -34,7 +37,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from features.contract import EVENT_TYPES, _connect  # noqa: E402
-from features.snapshot import build_snapshot  # noqa: E402
+from features.snapshot import build_snapshot, write_snapshot  # noqa: E402
 
 AS_OF = "2025-12-01"
 
@@ -130,14 +133,19 @@ def main() -> None:
         con = connect(folder)
         n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         floor_sql = "SELECT customer_id, count(*) FROM events GROUP BY customer_id"
-        floors, snaps, rows = [], [], 0
+        floors, snaps, frames, rows = [], [], [], 0
+        out = Path(tmp) / "snapshot.parquet"
         for _ in range(args.repeats):
             floors.append(timed(lambda: con.execute(floor_sql).fetchall()))
             start = time.perf_counter()
-            rows = len(build_snapshot(con, AS_OF))
+            rows = write_snapshot(con, AS_OF, out)
             snaps.append(time.perf_counter() - start)
-            print(f"floor {floors[-1]:.2f} s, snapshot {snaps[-1]:.2f} s", file=sys.stderr)
-    floor, snap = statistics.median(floors), statistics.median(snaps)
+            frames.append(timed(lambda: build_snapshot(con, AS_OF)))
+            print(
+                f"floor {floors[-1]:.2f} s, snapshot {snaps[-1]:.2f} s, as a DataFrame {frames[-1]:.2f} s",
+                file=sys.stderr,
+            )
+    floor, snap, frame = statistics.median(floors), statistics.median(snaps), statistics.median(frames)
     print(
         json.dumps(
             {
@@ -149,9 +157,12 @@ def main() -> None:
                 "scan_floor_seconds_median": round(floor, 3),
                 "snapshot_seconds_median": round(snap, 3),
                 "ratio_snapshot_to_floor": round(snap / floor, 2),
+                "dataframe_seconds_median": round(frame, 3),
+                "ratio_dataframe_to_floor": round(frame / floor, 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "all_floor_seconds": [round(x, 3) for x in floors],
                 "all_snapshot_seconds": [round(x, 3) for x in snaps],
+                "all_dataframe_seconds": [round(x, 3) for x in frames],
                 # the machine is shared: a busy one stretches the longer query more than the floor
                 "cpu_count": os.cpu_count(),
                 "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],

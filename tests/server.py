@@ -38,12 +38,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def crm_server(env: dict[str, str], log: Path, *args: str, ready_timeout: float = 240) -> Iterator[str]:
-    """Run ``crm serve --port P *args`` until the block ends; yields the base URL once /readyz is 200."""
+def crm_server(
+    env: dict[str, str], log: Path, *args: str, command: str = "serve", ready_timeout: float = 240
+) -> Iterator[str]:
+    """Run ``crm COMMAND --port P *args`` (``serve``, or ``demo``, which serves when its pipeline
+    is done) until the block ends; yields the base URL once /readyz is 200."""
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "crm.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", "crm.cli", command, "--port", str(port), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -51,12 +54,13 @@ def crm_server(env: dict[str, str], log: Path, *args: str, ready_timeout: float 
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"crm serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"crm {command} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"crm serve not ready after {ready_timeout} s:\n{log.read_text()[-3000:]}")
+                tail = log.read_text()[-3000:]
+                raise RuntimeError(f"crm {command} not ready after {ready_timeout} s:\n{tail}")
             time.sleep(0.5)
         yield base
     finally:

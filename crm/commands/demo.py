@@ -63,6 +63,6 @@ def demo(
     first = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
     console.print("\ntry the service (once it is ready):\n" + curl_examples(port, first), soft_wrap=True)
     if serve:
-        from crm.commands.serve import serve as serve_command
+        from crm.commands.serve import start_server
 
-        serve_command(port=port, host="127.0.0.1", snapshot=online)
+        start_server(port=port, host="127.0.0.1", snapshot=online)

@@ -43,15 +43,23 @@ def serve(
     """Serve /recommend, /recommend_batch, /churn_score, /churn_list with the champion models."""
     from serving.config import ServiceSettings
 
-    cmd, env = serve_command(port, host, snapshot)
-    settings = ServiceSettings.from_env(env)
     if import_models:
         from serving.service import import_models as import_into_bentoml
 
+        settings = ServiceSettings.from_env(serve_command(port, host, snapshot)[1])
         for name, tag in import_into_bentoml(settings).items():
             console.print(f"{name}: {tag}")
         console.print("now: bentoml build -f serving/bentofile.yaml .")
         return
+    start_server(port, host, snapshot)
+
+
+def start_server(port: int, host: str = "127.0.0.1", snapshot: Path | None = None) -> None:
+    """Replace this process with the BentoML server (``crm serve`` and ``crm demo``)."""
+    from serving.config import ServiceSettings
+
+    cmd, env = serve_command(port, host, snapshot)
+    settings = ServiceSettings.from_env(env)
     auth = "bearer token required" if settings.token_bytes() else "no auth (set CRM_API_TOKEN to require one)"
     console.print(
         f"serving {settings.churn_model_uri} and {settings.recommender_model_uri} with snapshot"

@@ -1,5 +1,5 @@
 """The whole job on the tiny preset: pipeline, reuse on a second run, then every endpoint over HTTP
-with the curl commands `crm demo` prints."""
+with the curl commands `crm demo` prints, against the server `crm demo` starts."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Path
     online = first.work_dir / "online"
     customer = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
     env = {**os.environ, "CRM_API_TOKEN": "", "CRM_RELOAD_POLL_SECONDS": "0"}
-    with crm_server(env, tmp_path / "server.log", "--snapshot", str(online)) as base:
+    # what `make demo` does: the same command again reuses the pipeline, then serves
+    demo_args = ("--preset", "tiny", "--seed", "11", "--work-dir", str(cfg.work_dir))
+    demo_args += ("--trials", "1", "--epochs", "2")
+    with crm_server(env, tmp_path / "server.log", *demo_args, command="demo") as base:
         port = int(base.rsplit(":", 1)[1])
         answers = []
         for line in curl_examples(port, customer).splitlines():
