@@ -7,7 +7,8 @@ The snapshot is the tiny preset's real snapshot resampled to ``--rows`` customer
 the numeric columns, labelled by a logistic function of recency, tickets and engagement (so the
 trees have signal to learn). Fixed parameters, 200 rounds, no early stopping. Scoring is timed for
 calibrated probabilities on all rows and, separately, for probabilities plus top-3 reasons
-(LightGBM ``pred_contrib``) on 10,000 rows, the size of one /churn_score batch.
+(path attributions read off the trees, see ``ChurnModel.contributions``) on 10,000 rows, the size
+of one /churn_score batch.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 :class:`ChurnModel` is the MLflow pyfunc that training logs and serving loads
 (``models:/churn@champion``). It holds the LightGBM booster (as its text model), the feature list,
 the categorical levels and the Platt calibration, so a serving process needs no training code.
-Reasons come from LightGBM's own feature contributions (``pred_contrib``), phrased with the
-feature declarations of :mod:`features.families`.
+Reasons come from feature contributions read off LightGBM's own trees (path attribution, see
+:meth:`ChurnModel.contributions`), phrased with the feature declarations of
+:mod:`features.families`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.calibration = calibration
         self.num_threads = num_threads
         self._booster = None
+        self._paths = None
 
     # -- MLflow pyfunc -------------------------------------------------------------------------
     def load_context(self, context) -> None:  # noqa: D102
@@ -86,6 +88,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_booster"] = None  # rebuilt from the text model after unpickling
+        state["_paths"] = None
         return state
 
     # -- scoring -------------------------------------------------------------------------------
@@ -114,16 +117,69 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def raw_logit(self, x: np.ndarray) -> np.ndarray:
         return self.booster().predict(x, raw_score=True, num_threads=self.num_threads)
 
+    def contributions(self, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """(rows, features) contributions to the raw log-odds, read off the trees.
+
+        Along each tree's path to the row's leaf, every split's change of the node value is
+        credited to the split's feature (path attribution; XGBoost calls it approximate
+        contributions). They add up with :meth:`expected_logit` to the raw score exactly and cost
+        one leaf look-up per tree. LightGBM's exact TreeSHAP (``pred_contrib``) costs O(leaves x
+        depth^2) per tree: 31 ms a customer on the tuned demo model (600 trees of 111 leaves,
+        depth 17), 26 minutes for the 50,000 customers the service scores when it loads.
+        """
+        tables, _ = self._path_tables()
+        leaves = self.booster().predict(x, pred_leaf=True, num_threads=self.num_threads)
+        leaves = np.asarray(leaves, dtype=np.int64).reshape(len(x), len(tables))
+        out = np.zeros((len(x), tables.shape[2]))
+        for lo in range(0, len(x), chunk):  # a block of rows stays in cache across the trees
+            block, block_leaves = out[lo : lo + chunk], leaves[lo : lo + chunk]
+            for t, table in enumerate(tables):
+                block += table[block_leaves[:, t]]
+        return out
+
+    def expected_logit(self) -> float:
+        """The raw log-odds before any split: the sum of the trees' root values."""
+        return self._path_tables()[1]
+
+    def _path_tables(self) -> tuple[np.ndarray, float]:
+        """Per tree and leaf, the summed value changes per feature on the path to that leaf."""
+        if getattr(self, "_paths", None) is None:
+            trees = self.booster().dump_model()["tree_info"]
+            tables = np.zeros((len(trees), max(t["num_leaves"] for t in trees), len(self.features)))
+            bias = 0.0
+            for t, tree in enumerate(trees):
+                root = tree["tree_structure"]
+                if "split_feature" not in root:  # a single-leaf tree moves nobody
+                    bias += root["leaf_value"]
+                    continue
+                bias += root["internal_value"]
+                stack = [(root, np.zeros(len(self.features)))]
+                while stack:
+                    node, path = stack.pop()
+                    for child in (node["left_child"], node["right_child"]):
+                        step = path.copy()
+                        value = child["internal_value"] if "split_feature" in child else child["leaf_value"]
+                        step[node["split_feature"]] += value - node["internal_value"]
+                        if "split_feature" in child:
+                            stack.append((child, step))
+                        else:
+                            tables[t, child["leaf_index"]] = step
+            self._paths = (tables, bias)
+        return self._paths
+
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row."""
         return self.calibration.apply(self.raw_logit(self.matrix(frame)))
 
-    def reasons(self, frame: pd.DataFrame, top: int = 3) -> list[list[dict]]:
+    def reasons(
+        self, frame: pd.DataFrame, top: int = 3, contrib: np.ndarray | None = None
+    ) -> list[list[dict]]:
         """Per row, the ``top`` features pushing the risk up most, with their values in words."""
-        x = self.matrix(frame)
-        contrib = self.booster().predict(x, pred_contrib=True, num_threads=self.num_threads)[:, :-1]
+        if contrib is None:
+            contrib = self.contributions(self.matrix(frame))
         order = np.argsort(-contrib, axis=1)[:, :top]  # (rows, top)
         declared = all_features()
+        columns: dict[str, np.ndarray] = {}  # the columns that appear in some reason, as arrays
         result = []
         for i, cols in enumerate(order):
             row = []
@@ -131,7 +187,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
                 if contrib[i, j] <= 0:
                     break
                 name = self.features[j]
-                value = frame[name].iloc[i]
+                if name not in columns:
+                    columns[name] = frame[name].to_numpy()
+                value = columns[name][i]
                 feature = declared.get(name, (None, None))[1]
                 text = feature.say(value if isinstance(value, str) else float(value)) if feature else name
                 row.append({"feature": name, "text": text, "contribution": round(float(contrib[i, j]), 4)})
@@ -140,7 +198,12 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def score(self, frame: pd.DataFrame, with_reasons: bool = True, top_reasons: int = 3) -> pd.DataFrame:
         """customer_id, churn_probability, risk_band, value_at_risk (+ top_reasons, suggested_action)."""
-        p = self.probability(frame)
+        contrib = None
+        if with_reasons:  # the contributions add up to the raw score: one pass over the trees
+            contrib = self.contributions(self.matrix(frame))
+            p = self.calibration.apply(contrib.sum(axis=1) + self.expected_logit())
+        else:
+            p = self.probability(frame)
         value = (
             frame["customer_value"].to_numpy(dtype=float) if "customer_value" in frame else np.zeros(len(p))
         )
@@ -154,7 +217,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
             }
         )
         if with_reasons:
-            reasons = self.reasons(frame, top_reasons)
+            reasons = self.reasons(frame, top_reasons, contrib)
             scored["top_reasons"] = [[r["text"] for r in row] for row in reasons]
             scored["suggested_action"] = [suggested_action([r["feature"] for r in row]) for row in reasons]
         return scored

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,3 +53,36 @@ def test_risk_bands():
     assert list(risk_band(pd.Series([0.1, 0.5, 0.74, 0.75, 0.99]).to_numpy())) == [
         "low", "medium", "medium", "high", "high"
     ]  # fmt: skip
+
+
+def test_contributions_add_up_to_the_raw_score(model, snapshot):
+    x = model.matrix(snapshot.head(300))
+    contrib = model.contributions(x)
+    assert contrib.shape == (300, len(model.features))
+    np.testing.assert_allclose(contrib.sum(axis=1) + model.expected_logit(), model.raw_logit(x), atol=1e-9)
+    # a feature no tree splits on moves no one
+    used = set(np.flatnonzero(model.booster().feature_importance("split")))
+    unused = [j for j in range(len(model.features)) if j not in used]
+    assert unused and (contrib[:, unused] == 0).all()
+    # scoring with reasons takes its probability from the same pass
+    scored = model.score(snapshot.head(300), with_reasons=True)
+    np.testing.assert_allclose(scored["churn_probability"], model.probability(snapshot.head(300)), atol=1e-12)
+
+
+def test_contributions_follow_the_trees_on_a_stump():
+    # one split on the second feature: rows left of it get (left - root), right ones (right - root)
+    import lightgbm as lgb
+
+    from serving.churn_scoring import Calibration, ChurnModel
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 1] > 0).astype(int)
+    params = {"objective": "binary", "num_leaves": 2, "verbose": -1, "min_data_in_leaf": 5}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=3)
+    model = ChurnModel(booster.model_to_string(), ["a", "b"], {}, Calibration())
+    contrib = model.contributions(x)
+    assert (contrib[:, 0] == 0).all()
+    assert (contrib[y == 1, 1] > 0).all() and (contrib[y == 0, 1] < 0).all()
+    raw = booster.predict(x, raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=1) + model.expected_logit(), raw)
