@@ -128,6 +128,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         depth 17), 26 minutes for the 50,000 customers the service scores when it loads.
         """
         tables, _ = self._path_tables()
+        if len(x) == 0:
+            return np.zeros((0, tables.shape[2]))
         leaves = self.booster().predict(x, pred_leaf=True, num_threads=self.num_threads)
         leaves = np.asarray(leaves, dtype=np.int64).reshape(len(x), len(tables))
         out = np.zeros((len(x), tables.shape[2]))

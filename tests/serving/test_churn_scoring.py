@@ -60,6 +60,7 @@ def test_contributions_add_up_to_the_raw_score(model, snapshot):
     contrib = model.contributions(x)
     assert contrib.shape == (300, len(model.features))
     np.testing.assert_allclose(contrib.sum(axis=1) + model.expected_logit(), model.raw_logit(x), atol=1e-9)
+    assert model.contributions(x[:0]).shape == (0, len(model.features))
     # a feature no tree splits on moves no one
     used = set(np.flatnonzero(model.booster().feature_importance("split")))
     unused = [j for j in range(len(model.features)) if j not in used]
