@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from features.contract import open_validated
 from features.errors import UserError
 from features.snapshot import build_snapshot
-from serving.churn_scoring import churn_list, risk_band
+from serving.churn_scoring import Calibration, ChurnModel, churn_list, risk_band
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +73,6 @@ def test_contributions_add_up_to_the_raw_score(model, snapshot):
 
 def test_contributions_follow_the_trees_on_a_stump():
     # one split on the second feature: rows left of it get (left - root), right ones (right - root)
-    import lightgbm as lgb
-
-    from serving.churn_scoring import Calibration, ChurnModel
-
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 2))
     y = (x[:, 1] > 0).astype(int)
