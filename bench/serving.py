@@ -356,10 +356,11 @@ def crm_server(name: str, store_env: dict, fast_lane: bool) -> Server:
 
 def prepare_models(data: Path, work: Path, preset: str) -> dict:
     """Champion churn and recommender models and the online snapshot in a private store."""
+    from crm import settings
+
     store = work / "store"
     env = {
-        "CRM_STORE_DIR": str(store),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        **settings.store_env(store),
         "CRM_ONLINE_SNAPSHOT": str(work / "online"),
         "GIT_PYTHON_REFRESH": "quiet",
     }

@@ -41,8 +41,7 @@ def setup(need_models: bool = True) -> NotebookContext:
     else:
         work, source = root / "out" / "notebooks", "tiny"
         store = work / "mlflow"
-        os.environ["CRM_STORE_DIR"] = str(store)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+        os.environ.update(settings.store_env(store))
         # in a child process: logging models from inside a Jupyter kernel hit a recursion error in
         # MLflow's artifact copy here, and `crm demo` is what a person would run anyway
         cmd = [sys.executable, "-m", "crm.cli", "demo", "--preset", "tiny", "--seed", "7",

@@ -18,6 +18,12 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir() / 'mlflow.db'}"
 
 
+def store_env(store: Path) -> dict[str, str]:
+    """The environment that points every job at the embedded store in ``store`` (a private store
+    for tests, benchmarks and notebooks); an outer ``MLFLOW_TRACKING_URI`` would win otherwise."""
+    return {"CRM_STORE_DIR": str(store), "MLFLOW_TRACKING_URI": f"sqlite:///{Path(store) / 'mlflow.db'}"}
+
+
 def artifact_root() -> str:
     """Where new experiments put their artifacts when the embedded store is used."""
     return (store_dir() / "artifacts").as_uri()

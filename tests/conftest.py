@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from crm import settings
+
 TINY_SEED = 7
 
 
@@ -41,8 +43,8 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_store(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point every test at the temporary store, never at the repository's mlflow/."""
-    monkeypatch.setenv("CRM_STORE_DIR", str(store_dir))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir / 'mlflow.db'}")
+    for key, value in settings.store_env(store_dir).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRM_WORK_DIR", str(store_dir / "work"))
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
     # set_tracking_uri is process-global in MLflow: undo what a previous test pointed it at
@@ -62,11 +64,7 @@ def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPat
     from training.churn import ChurnTrainConfig, run
     from training.registry import promote
 
-    env = {
-        "CRM_STORE_DIR": str(store_dir),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{store_dir / 'mlflow.db'}",
-    }
-    with env_scope(env):
+    with env_scope(settings.store_env(store_dir)):
         metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
         cfg = ChurnTrainConfig(
             data=tiny_data, as_of="2025-10-01", trials=2, register_model=True, metrics_json=metrics_json

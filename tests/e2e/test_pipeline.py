@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import mlflow
+from crm import settings
 from crm.commands.demo import curl_examples
 from crm.pipeline import DemoConfig, run
 from tests.server import crm_server
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture()
 def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store = tmp_path / "store"
-    monkeypatch.setenv("CRM_STORE_DIR", str(store))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    for key, value in settings.store_env(store).items():
+        monkeypatch.setenv(key, value)
     previous = mlflow.get_tracking_uri()
     yield store
     mlflow.set_tracking_uri(previous)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from crm import settings
 from tests.server import crm_server, env_scope
 
 
@@ -75,8 +76,7 @@ def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Se
     root = tmp_path_factory.mktemp("serving")
     store = root / "store"
     env = {
-        "CRM_STORE_DIR": str(store),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        **settings.store_env(store),
         "CRM_ONLINE_SNAPSHOT": str(root / "online"),
         "GIT_PYTHON_REFRESH": "quiet",
     }

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from crm import settings
 from crm.cli import app
 from training import recommender
 from training.registry import CHALLENGER, get_alias, promote
@@ -28,8 +29,8 @@ def trained(tiny_data, store_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("rec") / "metrics.json"
     cfg = recommender.RecommenderTrainConfig(data=tiny_data, epochs=5, register_model=True, metrics_json=out)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CRM_STORE_DIR", str(store_dir))
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_dir / 'mlflow.db'}")
+        for key, value in settings.store_env(store_dir).items():
+            mp.setenv(key, value)
         mp.setenv("GIT_PYTHON_REFRESH", "quiet")
         return recommender.run(cfg), out
 
