@@ -96,13 +96,16 @@ EVENT_CODES = {
     )
 }  # fmt: skip
 ENGAGED = ("app_open", "view", "community_post", "push_open", "add_to_cart")
+DECAY_DAYS = 120  # the longest time constant of the weighted counts
 
 
 def coded_events_sql(as_of: datetime, d: Dialect) -> str:
     """Events before ``as_of`` with small-integer codes, so the many FILTERs compare integers.
 
     ``et``: event type code; ``ch``: channel code; ``wb``: the smallest window holding the event
-    (0: 7 days, 1: 30, 2: 90, 3: 365, 4: older); ``signed_amount``: revenue, refunds negative.
+    (0: 7 days, 1: 30, 2: 90, 3: 365, 4: older); ``signed_amount``: revenue, refunds negative;
+    ``decay``: ``exp(-days from the event to as_of / 120)``, the weight of the exponentially
+    weighted counts (its square weighs with a 60-day time constant, its fourth power with 30).
     """
     et = "CASE event_type " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in EVENT_CODES.items()) + " END"
     ch = "CASE channel " + " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(CHANNELS)) + " END"
@@ -114,7 +117,8 @@ def coded_events_sql(as_of: datetime, d: Dialect) -> str:
     signed = "CASE WHEN event_type = 'purchase' THEN amount WHEN event_type = 'return' THEN -amount END"
     return (
         f"SELECT customer_id, ts, CAST({et} AS TINYINT) AS et, CAST({ch} AS TINYINT) AS ch,"
-        f" CAST({wb} AS TINYINT) AS wb, {signed} AS signed_amount"
+        f" CAST({wb} AS TINYINT) AS wb, {signed} AS signed_amount,"
+        f" exp(-{d.days_before('ts', as_of)} / {DECAY_DAYS}) AS decay"
         f" FROM events WHERE ts < {d.ts(as_of)} AND customer_id IS NOT NULL"
     )
 
@@ -156,6 +160,13 @@ def _window_aggregates() -> list[str]:
         f"{count('return', 365)} AS returns_365d",
         f"{count('coupon_redeem', 365)} AS coupons_365d",
         f"{count('push_open', 90)} AS push_opens_90d",
+    ]
+    # exponentially weighted counts of engaged events: an event ``a`` days old counts
+    # exp(-a / tau), the level of activity now, less noisy than one window and without its cliff
+    # edge. One exp per row: the 60- and 30-day weights are powers of the 120-day one.
+    exprs += [
+        f"sum({weight}) FILTER (WHERE {engaged}) AS engaged_weighted_{tau}d"
+        for tau, weight in ((120, "decay"), (60, "decay * decay"), (30, "(decay * decay) * (decay * decay)"))
     ]
     exprs += [
         f"count(*) FILTER (WHERE ch = {i} AND wb <= {win[365]}) AS channel_{c}_365d"
@@ -255,12 +266,24 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
         ),
         WINDOWS,
     )
+    weighted_engagement = tuple(
+        Feature(
+            f"engaged_weighted_{tau}d",
+            "float",
+            f"Engaged events weighted by exp(-days ago / {tau}): the recent level of activity",
+            f"coalesce(agg.engaged_weighted_{tau}d, 0.0)",
+            f"about {{value:.0f}} recent app and shop interactions ({tau}-day weighting)",
+            tau,  # the time constant of the weighting
+        )
+        for tau in (30, 60, 120)
+    )
     engagement = FeatureFamily(
         "engagement",
-        1,
-        "App opens, views, carts and community posts, and the trend of the last 30 days"
-        " against the 60 before.",
-        (
+        2,  # v2: exponentially weighted levels of activity
+        "App opens, views, carts and community posts, the trend of the last 30 days against the"
+        " 60 before, and exponentially weighted levels of activity.",
+        weighted_engagement
+        + (
             Feature(
                 "app_opens_30d",
                 "int",
@@ -328,7 +351,7 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
                 missing="no activity yet",
             ),
         ),
-        (30, 90),
+        (30, 60, 90, 120),
     )
     own_cols = tuple(
         Feature(

@@ -66,6 +66,21 @@ def test_engagement_formulas(hand_snapshot: pd.DataFrame):
     assert c["engagement_trend"] == pytest.approx((2 + 1) / 1)
 
 
+def test_weighted_engagement_formulas(hand_snapshot: pd.DataFrame):
+    a = hand_snapshot.loc["A"]
+    engaged = ["2025-06-05 12:00", "2025-06-05 12:05", "2025-06-28 20:00", "2025-06-29 20:00",
+               "2025-04-15 20:00", "2025-06-30 23:59:59"]  # fmt: skip
+    for tau in (30, 60, 120):
+        expected = sum(np.exp(-days(ts) / tau) for ts in engaged)
+        assert a[f"engaged_weighted_{tau}d"] == pytest.approx(expected, rel=1e-9)
+    # B's one view is 486 days old: a trace; C's two app opens three weeks ago
+    assert hand_snapshot.loc["B", "engaged_weighted_30d"] == pytest.approx(np.exp(-days("2024-03-02 10:00") / 30))
+    c = hand_snapshot.loc["C"]
+    assert c["engaged_weighted_60d"] == pytest.approx(
+        np.exp(-days("2025-06-10 10:00") / 60) + np.exp(-days("2025-06-11 10:00") / 60)
+    )
+
+
 def test_ecosystem_phone_age_service_formulas(hand_snapshot: pd.DataFrame):
     a = hand_snapshot.loc["A"]
     assert a["ecosystem_depth"] == 3  # phone, wearable, accessory
