@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -42,6 +43,18 @@ def test_training_dates_are_before_validation_before_holdout(churn_run):
     assert max(train) < valid < holdout == "2025-10-01"
     # the validation labels end where the holdout begins: 90 days
     assert (pd.Timestamp(holdout) - pd.Timestamp(valid)).days == 90
+
+
+def test_training_labels_end_before_the_validation_fold_where_history_allows():
+    cfg = ChurnTrainConfig(data=Path("."), as_of="2025-10-02", horizon_days=90, n_train_dates=3)
+    train, valid, holdout = schedule(cfg, pd.Timestamp("2024-01-01").to_pydatetime())
+    assert valid == pd.Timestamp("2025-07-04") and holdout == pd.Timestamp("2025-10-02")
+    # the latest training label window [t, t + 90 days) ends at the validation as-of date
+    assert [f"{d:%Y-%m-%d}" for d in train] == ["2025-02-04", "2025-03-06", "2025-04-05"]
+    # one year of history and a 181-day horizon (CDNOW): no room to keep them apart, so overlap
+    short = ChurnTrainConfig(data=Path("."), as_of="1998-01-01", horizon_days=181, n_train_dates=3)
+    train, valid, _ = schedule(short, pd.Timestamp("1997-01-01").to_pydatetime())
+    assert train and max(train) < valid and max(train) + timedelta(days=181) > valid
 
 
 def test_no_history_for_the_schedule_is_a_clear_error():
