@@ -74,7 +74,8 @@ def test_weighted_engagement_formulas(hand_snapshot: pd.DataFrame):
         expected = sum(np.exp(-days(ts) / tau) for ts in engaged)
         assert a[f"engaged_weighted_{tau}d"] == pytest.approx(expected, rel=1e-9)
     # B's one view is 486 days old: a trace; C's two app opens three weeks ago
-    assert hand_snapshot.loc["B", "engaged_weighted_30d"] == pytest.approx(np.exp(-days("2024-03-02 10:00") / 30))
+    b_level = hand_snapshot.loc["B", "engaged_weighted_30d"]
+    assert b_level == pytest.approx(np.exp(-days("2024-03-02 10:00") / 30))
     c = hand_snapshot.loc["C"]
     assert c["engaged_weighted_60d"] == pytest.approx(
         np.exp(-days("2025-06-10 10:00") / 60) + np.exp(-days("2025-06-11 10:00") / 60)
