@@ -129,12 +129,13 @@ def schedule(cfg: ChurnTrainConfig, data_start: datetime) -> tuple[list[datetime
     holdout = as_datetime(cfg.as_of)
     validation = holdout - timedelta(days=cfg.horizon_days)
     earliest = data_start + timedelta(days=MIN_HISTORY_DAYS)
-    last_train = validation - timedelta(days=cfg.horizon_days)  # its label window ends at V
-    train = [last_train - timedelta(days=k * cfg.date_step_days) for k in range(cfg.n_train_dates)]
-    train = sorted(d for d in train if d >= earliest)
-    if not train:  # too little history to keep the folds apart (CDNOW: one year, 181 days ahead)
-        train = [validation - timedelta(days=k * cfg.date_step_days) for k in range(1, cfg.n_train_dates + 1)]
-        train = sorted(d for d in train if d >= earliest)
+    step = timedelta(days=cfg.date_step_days)
+    # the latest training date: its label window ends at V; where the history is too short to
+    # keep the folds apart (CDNOW: one year, 181 days ahead), one step before V
+    for last in (validation - timedelta(days=cfg.horizon_days), validation - step):
+        train = sorted(d for d in (last - k * step for k in range(cfg.n_train_dates)) if d >= earliest)
+        if train:
+            break
     if validation < earliest or not train:
         raise UserError(
             f"Not enough history before as-of {holdout:%Y-%m-%d} for a {cfg.horizon_days}-day horizon:"
