@@ -10,7 +10,10 @@ process and on the same Parquet it times (median of repeats):
 - the full snapshot (every feature family) at one as-of date, written to Parquet as
   ``crm features build`` does (``snapshot_seconds``);
 - the same snapshot fetched as a pandas DataFrame instead, as training reads it in process
-  (``dataframe_seconds``, for comparison: the conversion to Python objects is most of it).
+  (``dataframe_seconds``, for comparison: the conversion to Python objects is most of it);
+- where the time goes: the scan alone (the columns the snapshot reads, no grouping:
+  ``scan_seconds``) and the one pass of windowed aggregates over the events alone, without the
+  purchases-by-category join, the customers table or the ordering (``events_pass_seconds``).
 
 Peak memory is the process's max RSS.
 """
@@ -37,7 +40,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from features.contract import EVENT_TYPES, _connect  # noqa: E402
-from features.snapshot import build_snapshot, write_snapshot  # noqa: E402
+from features.families import DUCKDB, _window_aggregates, coded_events_sql  # noqa: E402
+from features.snapshot import as_datetime, build_snapshot, write_snapshot  # noqa: E402
 
 AS_OF = "2025-12-01"
 
@@ -133,16 +137,29 @@ def main() -> None:
         con = connect(folder)
         n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         floor_sql = "SELECT customer_id, count(*) FROM events GROUP BY customer_id"
-        floors, snaps, frames, rows = [], [], [], 0
+        # expressions on every value, so no column is answered from the Parquet statistics
+        scan_sql = (
+            "SELECT sum(strlen(customer_id)), sum(strlen(event_type)), sum(strlen(channel)),"
+            " sum(amount), max(epoch_us(ts) % 1000003) FROM events"
+        )
+        aggregates = ", ".join(_window_aggregates())
+        events_pass = (
+            f"COPY (SELECT customer_id, {aggregates} FROM ({coded_events_sql(as_datetime(AS_OF), DUCKDB)})"
+            f" GROUP BY customer_id) TO '{Path(tmp) / 'pass.parquet'}' (FORMAT parquet)"
+        )
+        floors, snaps, frames, scans, passes, rows = [], [], [], [], [], 0
         out = Path(tmp) / "snapshot.parquet"
         for _ in range(args.repeats):
             floors.append(timed(lambda: con.execute(floor_sql).fetchall()))
+            scans.append(timed(lambda: con.execute(scan_sql).fetchall()))
+            passes.append(timed(lambda: con.execute(events_pass).fetchall()))
             start = time.perf_counter()
             rows = write_snapshot(con, AS_OF, out)
             snaps.append(time.perf_counter() - start)
             frames.append(timed(lambda: build_snapshot(con, AS_OF)))
             print(
-                f"floor {floors[-1]:.2f} s, snapshot {snaps[-1]:.2f} s, as a DataFrame {frames[-1]:.2f} s",
+                f"floor {floors[-1]:.2f} s, scan {scans[-1]:.2f} s, events pass {passes[-1]:.2f} s,"
+                f" snapshot {snaps[-1]:.2f} s, as a DataFrame {frames[-1]:.2f} s",
                 file=sys.stderr,
             )
     floor, snap, frame = statistics.median(floors), statistics.median(snaps), statistics.median(frames)
@@ -159,6 +176,10 @@ def main() -> None:
                 "ratio_snapshot_to_floor": round(snap / floor, 2),
                 "dataframe_seconds_median": round(frame, 3),
                 "ratio_dataframe_to_floor": round(frame / floor, 2),
+                "scan_seconds_median": round(statistics.median(scans), 3),
+                "events_pass_seconds_median": round(statistics.median(passes), 3),
+                "events_pass_aggregates": len(_window_aggregates()),
+                "ratio_events_pass_to_floor": round(statistics.median(passes) / floor, 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "all_floor_seconds": [round(x, 3) for x in floors],
                 "all_snapshot_seconds": [round(x, 3) for x in snaps],
