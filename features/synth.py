@@ -47,6 +47,8 @@ START = datetime(2024, 1, 1)
 WEEKS = 104  # 2024-01-01 .. 2025-12-28, the data ends 2025-12-31
 END = datetime(2025, 12, 31, 23, 59, 59)
 TASTE_DIM = 8
+TASTE_SCALE = 2.2  # tastes are N(0, 1) / sqrt(TASTE_DIM) * TASTE_SCALE
+CHOICE_TEMPERATURE = 0.35  # of the softmax that picks an item inside its category
 CHUNK_CUSTOMERS = 50_000
 
 AGE_BANDS = (("18-25", 18, 25, 0.285), ("26-35", 26, 35, 0.393), ("36-45", 36, 45, 0.180),
@@ -224,7 +226,7 @@ def _draw_customers(n: int, first_index: int, rng: np.random.Generator) -> dict[
         "tier": tier,
         "value": value,
         "signup_day": signup_days,
-        "taste": rng.normal(0, 1, (n, TASTE_DIM)) / np.sqrt(TASTE_DIM) * 2.2,
+        "taste": rng.normal(0, 1, (n, TASTE_DIM)) / np.sqrt(TASTE_DIM) * TASTE_SCALE,
         "activity": rng.lognormal(0, 0.55, n) * np.exp(0.25 * value),
         "quality": rng.gamma(1.5, 1.0, n),  # proneness to service problems
         "community": rng.gamma(0.6, 1.0, n),
@@ -416,7 +418,7 @@ def _customers_frame(cust: dict[str, np.ndarray], rng: np.random.Generator) -> p
 
 def _choose_items(
     cust_idx: np.ndarray, category: np.ndarray, week: np.ndarray, taste: np.ndarray, cat: Catalogue,
-    rng: np.random.Generator, temperature: float = 0.35,
+    rng: np.random.Generator, temperature: float = CHOICE_TEMPERATURE,
 ) -> np.ndarray:  # fmt: skip
     """Item index for each (customer, category) draw: Gumbel-max over taste . vector / T + popularity."""
     out = np.empty(len(cust_idx), dtype=np.int64)
@@ -639,6 +641,20 @@ def oracle_churn_scores(
     return pd.DataFrame({"customer_id": frame["customer_id"], "oracle_score": score})
 
 
+def true_items(data_dir: str | Path) -> pd.DataFrame:
+    """The simulator's items: ``item_id``, ``category``, ``popularity``, ``vec_*`` and ``bias``.
+
+    ``bias`` is the popularity plus the log of the base share of the item's category: with
+    ``taste . vec / CHOICE_TEMPERATURE`` it is the oracle's score of an item for a customer.
+    """
+    items = _read_truth(data_dir, "items.parquet")
+    catalogue = pd.read_parquet(Path(data_dir) / "items.parquet")[["item_id", "category"]]
+    items = items.merge(catalogue, on="item_id")
+    base = dict(zip(CATEGORIES, np.log(VIEW_CATEGORY_P), strict=True))
+    items["bias"] = items["popularity"].to_numpy() + items["category"].map(base).fillna(-5).to_numpy()
+    return items
+
+
 def oracle_recommendations(
     data_dir: str | Path,
     customer_ids: list[str],
@@ -648,15 +664,12 @@ def oracle_recommendations(
     """Top-``k`` items per customer by true propensity: taste . item vector / T + popularity,
     plus the log of the base share of the item's category; items in ``exclude`` are skipped."""
     customers = _read_truth(data_dir, "customers.parquet").set_index("customer_id")
-    items = _read_truth(data_dir, "items.parquet")
-    catalogue = pd.read_parquet(Path(data_dir) / "items.parquet")[["item_id", "category"]]
-    items = items.merge(catalogue, on="item_id")
-    base = dict(zip(CATEGORIES, np.log(VIEW_CATEGORY_P), strict=True))
-    bias = items["popularity"].to_numpy() + items["category"].map(base).fillna(-5).to_numpy()
+    items = true_items(data_dir)
+    bias = items["bias"].to_numpy()
     vec = items[[f"vec_{d}" for d in range(TASTE_DIM)]].to_numpy()
     known = [c for c in customer_ids if c in customers.index]
     taste = customers.loc[known, [f"taste_{d}" for d in range(TASTE_DIM)]].to_numpy(float)
-    scores = taste @ vec.T / 0.35 + bias  # (customers, items)
+    scores = taste @ vec.T / CHOICE_TEMPERATURE + bias  # (customers, items)
     item_ids = items["item_id"].to_numpy()
     exclude = exclude or {}
     result = {}
