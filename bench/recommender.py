@@ -6,10 +6,15 @@
 - Training throughput: the two-tower model trained on the time split of ``--data`` (default: the
   tiny synthetic preset, generated into a temporary folder), in (customer, item) training
   interactions per second over ``--epochs`` epochs (data preparation excluded).
+- Refinement: the per-customer refinement of the trained towers (``refine_customers``) on the
+  same data, in customers per second.
 - Batch recommendation: a bundle with random towers of the trained model's shape for
   ``--customers`` customers (each owning 0-12 items) over ``--items`` items, then
   ``Retrieval.recommend_arrays`` for all of them, top ``--k``, owned and inactive items filtered,
   timed end to end (id lookup, customer tower, FAISS search, filters), plus the long-format frame.
+  The bundle has what ``crm train recommender`` writes on a time split: the per-customer
+  refinement and the category head (whose per-category normalisation scores every item once
+  more); the same bundle without them is timed in the same run as the floor (``towers_only_*``).
 
 Threads: FAISS and torch are limited to ``--threads`` (the 2-core target).
 """
@@ -35,7 +40,7 @@ import numpy as np  # noqa: E402
 def bench_training(data: Path, epochs: int) -> dict:
     from features.contract import open_validated
     from training import recommender
-    from training.two_tower import TwoTowerConfig, TwoTowerTrainTask
+    from training.two_tower import TwoTowerConfig, TwoTowerTrainTask, refine_customers
 
     con = open_validated(data)
     cfg = recommender.RecommenderTrainConfig(data=data)
@@ -46,6 +51,9 @@ def bench_training(data: Path, epochs: int) -> dict:
     start = time.perf_counter()
     losses = task.fit()
     seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    refine_customers(task, prep.matrix, inputs.item_category)
+    refine_seconds = time.perf_counter() - start
     n = len(inputs.example_item)
     return {
         "train_data": str(data),
@@ -55,11 +63,14 @@ def bench_training(data: Path, epochs: int) -> dict:
         "train_interactions_per_second": round(n * epochs / seconds, 1),
         "train_torch_threads": tt.threads,
         "train_loss_first_last": [round(losses[0], 4), round(losses[-1], 4)],
+        "refine_seconds": round(refine_seconds, 2),
+        "refine_customers_per_second": round(inputs.n_customers / refine_seconds, 1),
     }
 
 
-def random_bundle(n_customers: int, n_items: int, seed: int = 0):
-    from serving.retrieval import ItemLists, RecommenderBundle
+def random_bundle(n_customers: int, n_items: int, seed: int = 0, intent: bool = True):
+    """Random towers of the trained shape; with ``intent``, a refinement and a category head."""
+    from serving.retrieval import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
     from training.two_tower import TwoTowerConfig
 
     cfg = TwoTowerConfig()
@@ -68,13 +79,27 @@ def random_bundle(n_customers: int, n_items: int, seed: int = 0):
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     owned = ItemLists(indptr, rng.integers(0, n_items, int(indptr[-1])).astype(np.int64))
     categories = np.array(
-        ["phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other"], dtype=object
+        sorted(["phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other"]), dtype=object
     )
+    codes = rng.integers(0, len(categories), n_items)
+    item_vectors = rng.standard_normal((n_items, cfg.dim + 1)).astype(np.float32)
+    head = None
+    if intent:
+        item_vectors = np.hstack([item_vectors, np.eye(len(categories), dtype=np.float32)[codes]])
+        head = CategoryIntent(
+            categories=categories,
+            static=rng.standard_normal((n_customers + 1, cfg.head_hidden)).astype(np.float32),
+            w_recent=rng.standard_normal((RECENT_SLOTS * len(categories), cfg.head_hidden)).astype(
+                np.float32
+            ),
+            w_out=rng.standard_normal((cfg.head_hidden, len(categories))).astype(np.float32),
+            b_out=np.zeros(len(categories), dtype=np.float32),
+        )
     return RecommenderBundle(
         item_ids=np.array([f"I{i:05d}" for i in range(n_items)], dtype=object),
-        item_category=categories[rng.integers(0, len(categories), n_items)],
+        item_category=categories[codes],
         item_active=rng.random(n_items) > 0.1,
-        item_vectors=rng.standard_normal((n_items, cfg.dim + 1)).astype(np.float32),
+        item_vectors=item_vectors,
         popularity=rng.random(n_items),
         customer_ids=np.array([f"C{i:07d}" for i in range(n_customers)], dtype=object),
         customer_static=rng.standard_normal((n_customers + 1, cfg.hidden)).astype(np.float32),
@@ -84,6 +109,10 @@ def random_bundle(n_customers: int, n_items: int, seed: int = 0):
         b_out=np.zeros(cfg.dim, dtype=np.float32),
         owned=owned,
         recent=owned,
+        customer_offset=rng.standard_normal((n_customers + 1, cfg.dim)).astype(np.float32)
+        if intent
+        else None,
+        intent=head,
     )
 
 
@@ -91,8 +120,11 @@ def bench_batch(n_customers: int, n_items: int, k: int) -> dict:
     from serving.retrieval import Retrieval
 
     bundle = random_bundle(n_customers, n_items)
-    retrieval = Retrieval(bundle)
     ids = list(bundle.customer_ids)
+    start = time.perf_counter()
+    Retrieval(bundle.towers_only()).recommend_arrays(ids, k)
+    towers_seconds = time.perf_counter() - start
+    retrieval = Retrieval(bundle)
     start = time.perf_counter()
     recs = retrieval.recommend_arrays(ids, k)
     search_seconds = time.perf_counter() - start
@@ -108,6 +140,8 @@ def bench_batch(n_customers: int, n_items: int, k: int) -> dict:
         "batch_recommend_seconds": round(search_seconds, 2),
         "batch_with_frame_seconds": round(total, 2),
         "batch_customers_per_second": round(n_customers / search_seconds, 1),
+        "towers_only_recommend_seconds": round(towers_seconds, 2),
+        "ratio_to_towers_only": round(search_seconds / towers_seconds, 2),
         "batch_rows": len(frame),
         "batch_owned_items_offered_in_sample": int(owned_hits),
         "batch_target_seconds": 60,

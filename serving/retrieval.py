@@ -15,6 +15,17 @@ unknown-customer bucket); item vectors are ``[normalise(v) / temperature, bias]`
 inner product is the model's logit. The recent-items mean is computed at request time, so a fresh
 purchase changes the recommendations without retraining.
 
+Two optional parts, written by training when it fits them:
+
+- ``customer_offset[c]`` is added to ``u``: each known customer's refinement, the maximum a
+  posteriori query given the frozen item tower and the customer's own interactions;
+- ``intent`` (:class:`CategoryIntent`) predicts in which categories the customer will buy next
+  (from profile and category-state features and the categories of the newest recent purchases).
+  The score becomes ``log P(buys in category) + log softmax of the logits within the category``:
+  the towers rank items inside a category, the intent weighs the categories. The query then
+  carries one more column per category (``log P - logsumexp of the category's logits``) and each
+  item vector a one-hot of its category, so the search stays one inner product.
+
 Business filters (:class:`BusinessFilters`) live here once and serve the CLI, the pyfunc and the
 BentoML service: exclude owned items, inactive items, and category allow/deny lists.
 """
@@ -23,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +167,34 @@ def drop_excluded(
 # the exported model
 
 
+RECENT_SLOTS = 3  # newest recent purchases whose categories the intent reads
+
+
+@dataclass
+class CategoryIntent:
+    """The purchase-category head in numpy: ``h = relu(static[c] + onehot(newest categories) @
+    w_recent)``, ``log P(buys in category) = logsigmoid(h @ w_out + b_out)``."""
+
+    categories: np.ndarray  # (n_categories,) str; item vectors end with a one-hot in this order
+    static: np.ndarray  # (n_customers + 1, hidden) float32; row 0 = unknown customer
+    w_recent: np.ndarray  # (RECENT_SLOTS * n_categories, hidden)
+    w_out: np.ndarray  # (hidden, n_categories)
+    b_out: np.ndarray  # (n_categories,)
+
+    ARRAYS = ("static", "w_recent", "w_out", "b_out")
+
+    def log_probability(self, rows: np.ndarray, recent_categories: np.ndarray) -> np.ndarray:
+        """(n, n_categories) log P(buys in each category); ``recent_categories`` (n, RECENT_SLOTS)
+        holds category codes of the newest recent purchases, -1 where there are fewer."""
+        n, n_cat = len(rows), len(self.categories)
+        onehot = np.zeros((n, RECENT_SLOTS * n_cat), dtype=np.float32)
+        row, slot = np.nonzero(recent_categories >= 0)
+        onehot[row, slot * n_cat + recent_categories[row, slot]] = 1.0
+        hidden = np.maximum(self.static[np.asarray(rows) + 1] + onehot @ self.w_recent, 0.0)
+        logits = hidden @ self.w_out + self.b_out
+        return -np.logaddexp(0.0, -logits)  # logsigmoid, stable
+
+
 @dataclass
 class RecommenderBundle:
     """Everything serving needs, as arrays; written by training, read with :meth:`load`."""
@@ -174,6 +213,18 @@ class RecommenderBundle:
     owned: ItemLists  # per customer position: items bought in training data
     recent: ItemLists  # per customer position: latest purchases, newest first
     meta: dict = field(default_factory=dict)
+    customer_offset: np.ndarray | None = None  # (n_customers + 1, dim) refinement; row 0 zeros
+    intent: CategoryIntent | None = None  # with it, item_vectors end with a category one-hot
+
+    @property
+    def dim(self) -> int:
+        return self.w_out.shape[1]
+
+    def towers_only(self) -> RecommenderBundle:
+        """The same bundle without the refinement and the category intent (for comparison)."""
+        return replace(
+            self, item_vectors=self.item_vectors[:, : self.dim + 1], customer_offset=None, intent=None
+        )
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -191,6 +242,11 @@ class RecommenderBundle:
             )
         }
         arrays["customer_ids"] = self.customer_ids.astype(str)
+        if self.customer_offset is not None:
+            arrays["customer_offset"] = self.customer_offset
+        if self.intent is not None:
+            arrays |= {f"intent_{k}": getattr(self.intent, k) for k in CategoryIntent.ARRAYS}
+            arrays["intent_categories"] = self.intent.categories.astype(str)
         for name in ("owned", "recent"):
             lists: ItemLists = getattr(self, name)
             arrays[f"{name}_indptr"], arrays[f"{name}_indices"] = lists.indptr, lists.indices
@@ -208,6 +264,11 @@ class RecommenderBundle:
             raise UserError(f"{folder} holds no recommender bundle: expected {BUNDLE_ARRAYS} there.")
         z = np.load(folder / BUNDLE_ARRAYS, allow_pickle=False)
         items = pd.read_parquet(folder / BUNDLE_ITEMS)
+        intent = None
+        if "intent_categories" in z:  # bundles written before the intent head have none
+            intent = CategoryIntent(
+                z["intent_categories"].astype(object), *(z[f"intent_{k}"] for k in CategoryIntent.ARRAYS)
+            )
         return cls(
             item_ids=items["item_id"].to_numpy(dtype=object),
             item_category=items["category"].fillna("").to_numpy(dtype=object),
@@ -223,6 +284,8 @@ class RecommenderBundle:
             owned=ItemLists(z["owned_indptr"], z["owned_indices"]),
             recent=ItemLists(z["recent_indptr"], z["recent_indices"]),
             meta=json.loads((folder / BUNDLE_META).read_text()),
+            customer_offset=z["customer_offset"] if "customer_offset" in z else None,
+            intent=intent,
         )
 
 
@@ -253,6 +316,16 @@ class Retrieval:
         self._faiss = faiss
         self._indexes: dict[bytes, tuple[Any, np.ndarray]] = {}
         self._popular_order = np.argsort(-bundle.popularity, kind="stable")
+        if bundle.intent is not None:
+            self.item_category_code = pd.Index(bundle.intent.categories).get_indexer(bundle.item_category)
+            if (self.item_category_code < 0).any() or len(np.unique(self.item_category_code)) < len(
+                bundle.intent.categories
+            ):
+                raise UserError("The recommender bundle's intent categories do not match its items.")
+            # for the logsumexp of each category's logits: the logit columns and a category one-hot
+            n_cat = len(bundle.intent.categories)
+            self._item_category_onehot = np.eye(n_cat, dtype=np.float32)[self.item_category_code]
+            self._item_logit_vectors = np.ascontiguousarray(bundle.item_vectors[:, : bundle.dim + 1])
 
     @classmethod
     def load(cls, folder: str | Path) -> Retrieval:
@@ -288,7 +361,32 @@ class Retrieval:
         hidden = np.maximum(static + history @ b.w_history, 0.0)  # (n, hidden)
         u = hidden @ b.w_out + b.b_out  # (n, dim)
         u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
-        return np.hstack([u, np.ones((len(rows), 1), dtype=np.float32)]).astype(np.float32)
+        if b.customer_offset is not None:
+            u += b.customer_offset[np.asarray(rows) + 1]
+        query = np.hstack([u, np.ones((len(rows), 1), dtype=np.float32)]).astype(np.float32)
+        if b.intent is None:
+            return query
+        return np.hstack([query, self.category_offsets(rows, recent, query)]).astype(np.float32)
+
+    def category_offsets(self, rows: np.ndarray, recent: ItemLists, query: np.ndarray) -> np.ndarray:
+        """(n, n_categories) ``log P(buys in category) - logsumexp(logits of its items)``."""
+        b = self.bundle
+        lse = np.empty((len(rows), len(b.intent.categories)), dtype=np.float32)
+        for start in range(0, len(rows), CHUNK):  # bounded memory: CHUNK x n_items logits
+            logits = query[start : start + CHUNK, : b.dim + 1] @ self._item_logit_vectors.T
+            # one shift per row: a category whose items all sit ~88 below the row's best underflows
+            # to the floor, which only lowers items that could never reach the top
+            peak = logits.max(axis=1, keepdims=True)
+            logits -= peak
+            np.exp(logits, out=logits)
+            sums = logits @ self._item_category_onehot  # (n, n_categories)
+            lse[start : start + CHUNK] = np.log(np.maximum(sums, 1e-30)) + peak
+        newest = np.full((len(rows), RECENT_SLOTS), -1, dtype=np.int64)
+        lengths = np.minimum(recent.lengths(), RECENT_SLOTS)
+        for slot in range(RECENT_SLOTS):
+            has = lengths > slot
+            newest[has, slot] = self.item_category_code[recent.indices[recent.indptr[:-1][has] + slot]]
+        return b.intent.log_probability(rows, newest) - lse
 
     # --- search --------------------------------------------------------------------------------
 

@@ -10,6 +10,18 @@ retrieval export.
 - ``TwoTowerTrainTask`` owns the loss: in-batch sampled softmax over the other positives of the
   batch, with the log-q correction (subtract log of each item's sampling probability) so that
   popular items are not over-penalised as negatives.
+- ``refine_customers``: after training, each known customer's query is refined to the maximum a
+  posteriori vector under a softmax over the items of each category, the item tower frozen and an
+  L2 prior around the tower's own output (the customer tower generalises; the refinement reads
+  what the customer's own ~40 interactions say).
+- ``CategoryHead`` / ``CategoryHeadTask``: in which categories a customer buys next (multi-label,
+  from profile and category-state features and the categories of the newest purchases). Served
+  scores become ``log P(category) + log softmax within the category``: browsing spreads over
+  categories by habit, purchases follow the customer's devices (a fresh phone brings accessories,
+  an owned TV makes another unlikely), and the towers learn mostly from browsing.
+
+On the demo time split (8 epochs) the two together lift Recall@10 from 0.140 (the towers alone)
+to 0.151; in probes on 5-epoch towers the refinement alone reached 0.146 and the head alone 0.144.
 - ``export_bundle`` turns the trained towers into the numpy :class:`serving.retrieval.RecommenderBundle`
   the served model uses (static per-customer parts precomputed); serving never imports this file.
 
@@ -22,11 +34,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serving.retrieval import ItemLists, RecommenderBundle, Retrieval
+from serving.retrieval import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle, Retrieval
 
 
 @dataclass
@@ -48,6 +62,10 @@ class TwoTowerConfig:
     # one thread: the towers are small, and on a busy 2-core machine two OpenMP threads spin and
     # ran 7x slower per batch than one in a probe here
     threads: int = 1
+    refine_l2: float = 1.0  # prior strength of the per-customer refinement (0: no refinement)
+    refine_iterations: int = 30  # L-BFGS iterations per block of customers
+    head_hidden: int = 64  # category head hidden layer
+    head_epochs: int = 10
 
     def params(self) -> dict:
         return {f"tt_{k}": v for k, v in asdict(self).items()}
@@ -236,6 +254,165 @@ class TwoTowerTrainTask:
 
 
 # ---------------------------------------------------------------------------------------------
+# refinement: each customer's own evidence, the item tower frozen
+
+
+@torch.no_grad()
+def customer_queries(task: TwoTowerTrainTask) -> torch.Tensor:
+    """The trained customer tower's unit vectors for every known customer: (n_customers, dim)."""
+    model = task.model.eval()
+    rows = torch.arange(task.inputs.n_customers)
+    return model.customer(rows + 1, task.features, task.history)
+
+
+def refine_customers(
+    task: TwoTowerTrainTask, chosen: sp.csr_matrix, item_category: np.ndarray, l2: float | None = None,
+    block: int = 4096,
+) -> np.ndarray:  # fmt: skip
+    """Per-customer offsets ``e`` to add to the tower's query ``u``: (n_customers, dim).
+
+    ``u + e`` maximises ``sum over chosen items of log softmax(logits of the item's category)``
+    ``- refine_l2 * |e|^2``, where ``logits = (u + e) . v / T + bias`` with the item tower frozen
+    and ``chosen`` is the (customers, items) matrix of training interactions (nonzero = chosen).
+    The softmax of a category is the same for every item the customer chose in it, so the
+    objective needs one logsumexp per (customer, category): ``sum_k n_k * lse_k - (u + e) .
+    (sum of chosen item vectors)``. Customers are independent; L-BFGS solves blocks at once.
+    ``item_category`` holds codes 0..C-1; ``l2`` defaults to ``cfg.refine_l2``.
+    """
+    cfg = task.cfg
+    l2 = cfg.refine_l2 if l2 is None else l2
+    torch.set_num_threads(cfg.threads)
+    with torch.no_grad():
+        v, bias = task.model.item(torch.arange(task.inputs.n_items))
+    items = torch.cat([v / cfg.temperature, bias.unsqueeze(1)], dim=1)  # (n_items, dim + 1)
+    order = np.argsort(item_category, kind="stable")  # items grouped by category
+    bounds = np.searchsorted(item_category[order], np.arange(item_category.max() + 2))
+    segments = [(int(a), int(z)) for a, z in zip(bounds[:-1], bounds[1:], strict=True) if z > a]
+    chosen = (chosen > 0).astype(np.float32).tocsr()
+    n_items = len(item_category)
+    in_category = sp.csr_matrix((np.ones(n_items, np.float32), (np.arange(n_items), item_category)))
+    per_category = np.asarray((chosen @ in_category).todense())  # (n, C) chosen items per category
+    per_category = per_category[:, [int(item_category[order][a]) for a, _ in segments]]
+    chosen_sum = chosen @ items.numpy()  # (n, dim + 1)
+    queries = customer_queries(task)
+    offsets = np.zeros(queries.shape, dtype=np.float32)
+    for lo in range(0, chosen.shape[0], block):
+        hi = min(lo + block, chosen.shape[0])
+        offsets[lo:hi] = _refine_block(
+            queries[lo:hi], torch.as_tensor(per_category[lo:hi]), torch.as_tensor(chosen_sum[lo:hi]),
+            items[torch.as_tensor(order)], segments, l2, cfg.refine_iterations,
+        )  # fmt: skip
+    return offsets
+
+
+def _refine_block(
+    u: torch.Tensor, counts: torch.Tensor, chosen_sum: torch.Tensor, items: torch.Tensor,
+    segments: list[tuple[int, int]], l2: float, iterations: int,
+) -> np.ndarray:  # fmt: skip
+    """L-BFGS for one block of customers: u (b, dim), counts (b, C), chosen_sum (b, dim + 1),
+    items (n_items, dim + 1) grouped by category as ``segments``."""
+    e = torch.zeros_like(u, requires_grad=True)
+    optimizer = torch.optim.LBFGS([e], max_iter=iterations, history_size=10, line_search_fn="strong_wolfe")
+    ones = torch.ones(len(u), 1)
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        q = torch.cat([u + e, ones], dim=1)  # (b, dim + 1)
+        logits = q @ items.T  # (b, n_items)
+        lse = torch.stack([torch.logsumexp(logits[:, a:z], dim=1) for a, z in segments], dim=1)
+        loss = (counts * lse).sum() - (q * chosen_sum).sum() + l2 * (e**2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    return e.detach().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# category head: in which categories a customer buys next
+
+
+@dataclass
+class HeadInputs:
+    """Rows of (customer state at an as-of date) -> categories bought in the following window.
+
+    ``recent`` holds category codes of the customer's newest purchases before the as-of date
+    (newest first, -1 pads; serving reads the same from the recent-items list).
+    """
+
+    features: np.ndarray  # (n_rows, n_features) float32, standardised
+    recent: np.ndarray  # (n_rows, RECENT_SLOTS) int64
+    bought: np.ndarray  # (n_rows, n_categories) float32 0/1
+    categories: np.ndarray  # (n_categories,) str
+
+
+class CategoryHead(nn.Module):
+    """(features, newest purchase categories) -> logits of buying in each category (batch, C)."""
+
+    def __init__(self, n_features: int, n_categories: int, hidden: int) -> None:
+        super().__init__()
+        self.n_features, self.n_categories = n_features, n_categories
+        self.first = nn.Linear(n_features + RECENT_SLOTS * n_categories, hidden)
+        self.out = nn.Linear(hidden, n_categories)
+
+    def onehot(self, recent: torch.Tensor) -> torch.Tensor:
+        """(batch, RECENT_SLOTS) codes, -1 pads -> (batch, RECENT_SLOTS * C) one-hots."""
+        slots = F.one_hot(recent.clamp(min=0), self.n_categories) * (recent >= 0).unsqueeze(-1)
+        return slots.flatten(1).float()
+
+    def forward(self, features: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.first(torch.cat([features, self.onehot(recent)], dim=1))))
+
+
+class CategoryHeadTask:
+    """Binary cross-entropy per category over :class:`HeadInputs` rows."""
+
+    def __init__(self, inputs: HeadInputs, cfg: TwoTowerConfig) -> None:
+        torch.manual_seed(cfg.seed)
+        self.inputs, self.cfg = inputs, cfg
+        self.model = CategoryHead(inputs.features.shape[1], len(inputs.categories), cfg.head_hidden)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def fit(self) -> list[float]:
+        """Train for ``cfg.head_epochs``; returns the mean loss of each epoch."""
+        torch.set_num_threads(self.cfg.threads)
+        x = torch.tensor(self.inputs.features, dtype=torch.float32)  # a copy: may be read-only
+        recent = torch.as_tensor(self.inputs.recent, dtype=torch.long)
+        y = torch.as_tensor(self.inputs.bought, dtype=torch.float32)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-3, weight_decay=1e-4)
+        losses = []
+        self.model.train()
+        for _ in range(self.cfg.head_epochs):
+            order = torch.randperm(len(y), generator=self.generator)
+            total = 0.0
+            for start in range(0, len(order), self.cfg.batch_size):
+                idx = order[start : start + self.cfg.batch_size]
+                loss = F.binary_cross_entropy_with_logits(self.model(x[idx], recent[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+            losses.append(total / max(len(order), 1))
+        self.model.eval()
+        return losses
+
+    @torch.no_grad()
+    def export(self, customer_features: np.ndarray) -> CategoryIntent:
+        """The numpy head for serving, static part per customer (row 0: unknown, mean features)."""
+        head = self.model
+        w_first = head.first.weight.T  # (n_features + RECENT_SLOTS * C, hidden)
+        features = torch.cat([torch.zeros(1, head.n_features), torch.tensor(customer_features)])
+        static = features @ w_first[: head.n_features] + head.first.bias
+        return CategoryIntent(
+            categories=np.asarray(self.inputs.categories, dtype=object),
+            static=static.numpy().astype(np.float32),
+            w_recent=w_first[head.n_features :].numpy().astype(np.float32),
+            w_out=head.out.weight.T.numpy().astype(np.float32),
+            b_out=head.out.bias.numpy().astype(np.float32),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # retrieval: export the towers for serving
 
 
@@ -250,8 +427,13 @@ def export_bundle(
     recent: ItemLists,
     popularity: np.ndarray,
     meta: dict | None = None,
+    customer_offset: np.ndarray | None = None,
+    intent: CategoryIntent | None = None,
 ) -> RecommenderBundle:
-    """The numpy form of the trained towers: item vectors with bias, per-customer static parts."""
+    """The numpy form of the trained towers: item vectors with bias, per-customer static parts.
+
+    ``customer_offset`` (n_customers, dim) from :func:`refine_customers`; with ``intent`` the item
+    vectors get a one-hot of their category in the intent's order (see serving.retrieval)."""
     model, cfg = task.model, task.cfg
     tower = model.customer
     dim, n_features = cfg.dim, tower.n_features
@@ -261,12 +443,17 @@ def export_bundle(
     features = torch.cat([torch.zeros(1, n_features), task.features])
     static = tower.id_embedding.weight @ w_id + features @ w_features + tower.first.bias
     v, bias = model.item(torch.arange(task.inputs.n_items))
-    item_vectors = torch.cat([v / cfg.temperature, bias.unsqueeze(1)], dim=1)
+    item_vectors = torch.cat([v / cfg.temperature, bias.unsqueeze(1)], dim=1).numpy()
+    if intent is not None:
+        codes = pd.Index(intent.categories).get_indexer(np.asarray(item_category, dtype=object))
+        item_vectors = np.hstack([item_vectors, np.eye(len(intent.categories), dtype=np.float32)[codes]])
+    if customer_offset is not None:
+        customer_offset = np.vstack([np.zeros((1, cfg.dim), np.float32), customer_offset])
     return RecommenderBundle(
         item_ids=np.asarray(item_ids, dtype=object),
         item_category=np.asarray(item_category, dtype=object),
         item_active=np.asarray(item_active, dtype=bool),
-        item_vectors=item_vectors.numpy().astype(np.float32),
+        item_vectors=item_vectors.astype(np.float32),
         popularity=np.asarray(popularity, dtype=np.float64),
         customer_ids=np.asarray(customer_ids, dtype=object),
         customer_static=static.numpy().astype(np.float32),
@@ -277,6 +464,8 @@ def export_bundle(
         owned=owned,
         recent=recent,
         meta=meta or {},
+        customer_offset=customer_offset,
+        intent=intent,
     )
 
 

@@ -28,6 +28,11 @@ def train_recommender(
     metrics_json: Path | None = typer.Option(None, help="Write the holdout figures as JSON here."),
     epochs: int = typer.Option(8, min=1, help="Two-tower training epochs."),
     seed: int = typer.Option(42, help="Seed of the split, the model and the baselines."),
+    category_head: bool = typer.Option(
+        True,
+        help="Time split: weigh categories by where each customer buys next, and refine each"
+        " customer's query on their own interactions (--no-category-head: the towers alone).",
+    ),
 ) -> None:
     """Train the two-tower recommender and its baselines on one split; log to MLflow."""
     from training.recommender import HEADLINE_K, RecommenderTrainConfig, run
@@ -41,6 +46,7 @@ def train_recommender(
         metrics_json=metrics_json,
         epochs=epochs,
         seed=seed,
+        category_head=category_head,
     )
     with console.status("training the recommender") as status:
         result = run(cfg, progress=lambda msg: status.update(msg))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import UserError
 from serving.retrieval import (
+    RECENT_SLOTS,
     BatchRecommendConfig,
     BusinessFilters,
+    CategoryIntent,
     ItemLists,
     RecommenderBundle,
     Retrieval,
@@ -44,9 +48,32 @@ def hand_bundle(seed: int = 0) -> RecommenderBundle:
     )
 
 
-@pytest.fixture()
-def retrieval() -> Retrieval:
-    return Retrieval(hand_bundle())
+def with_intent(bundle: RecommenderBundle, seed: int = 1) -> RecommenderBundle:
+    """The same towers with a refinement per customer and a random category head."""
+    rng = np.random.default_rng(seed)
+    categories = np.unique(bundle.item_category).astype(object)
+    n_customers, n_cat, hidden, dim = len(bundle.customer_ids), len(categories), 5, bundle.dim
+    onehot = np.eye(n_cat, dtype=np.float32)[pd.Index(categories).get_indexer(bundle.item_category)]
+    offset = rng.standard_normal((n_customers + 1, dim)).astype(np.float32)
+    offset[0] = 0.0
+    return replace(
+        bundle,
+        item_vectors=np.hstack([bundle.item_vectors, onehot]),
+        customer_offset=offset,
+        intent=CategoryIntent(
+            categories=categories,
+            static=rng.standard_normal((n_customers + 1, hidden)).astype(np.float32),
+            w_recent=rng.standard_normal((RECENT_SLOTS * n_cat, hidden)).astype(np.float32),
+            w_out=rng.standard_normal((hidden, n_cat)).astype(np.float32),
+            b_out=rng.standard_normal(n_cat).astype(np.float32),
+        ),
+    )
+
+
+@pytest.fixture(params=["towers", "towers+intent"])
+def retrieval(request) -> Retrieval:
+    bundle = hand_bundle()
+    return Retrieval(with_intent(bundle) if request.param == "towers+intent" else bundle)
 
 
 def brute_force(r: Retrieval, customer: str, k: int, banned: set[int], allowed: np.ndarray) -> list[int]:
@@ -135,6 +162,41 @@ def test_bundle_round_trip(tmp_path, retrieval: Retrieval) -> None:
     a = retrieval.recommend_arrays(["C0", "C1", "x"], k=5)
     b = loaded.recommend_arrays(["C0", "C1", "x"], k=5)
     assert np.array_equal(a.items, b.items) and np.allclose(a.scores, b.scores)
+
+
+def test_intent_scores_are_category_log_probability_plus_within_category_log_softmax() -> None:
+    towers = Retrieval(hand_bundle())
+    b = with_intent(hand_bundle())
+    served = Retrieval(b)
+    rows, recent = np.array([0, 1, 2, -1]), ItemLists.from_lists([[2, 0, 5, 6], [], [4], [1]])
+    scores = served.customer_vectors(rows, recent) @ b.item_vectors.T
+    # by hand: the towers' logits with the offset, normalised per category, plus log P(category)
+    u = towers.customer_vectors(rows, recent)
+    u[:, :-1] += b.customer_offset[rows + 1]
+    logits = u @ hand_bundle().item_vectors.T
+    codes = pd.Index(b.intent.categories).get_indexer(b.item_category)
+    newest = np.full((4, RECENT_SLOTS), -1)
+    for i in range(4):
+        first = recent.row(i)[:RECENT_SLOTS]
+        newest[i, : len(first)] = codes[first]
+    onehot = np.zeros((4, RECENT_SLOTS * len(b.intent.categories)))
+    for i, slot in zip(*np.nonzero(newest >= 0), strict=True):
+        onehot[i, slot * len(b.intent.categories) + newest[i, slot]] = 1
+    head = np.maximum(b.intent.static[rows + 1] + onehot @ b.intent.w_recent, 0) @ b.intent.w_out
+    log_p = -np.log1p(np.exp(-(head + b.intent.b_out)))
+    for c in range(len(b.intent.categories)):
+        cols = codes == c
+        within = logits[:, cols] - np.logaddexp.reduce(logits[:, cols], axis=1, keepdims=True)
+        assert np.allclose(scores[:, cols], within + log_p[:, [c]], atol=1e-4)
+        # inside a category the towers' order stands
+        assert np.array_equal(np.argsort(-scores[:, cols], axis=1), np.argsort(-logits[:, cols], axis=1))
+
+
+def test_intent_whose_categories_miss_items_is_a_user_error() -> None:
+    b = with_intent(hand_bundle())
+    b = replace(b, intent=replace(b.intent, categories=b.intent.categories[1:]))
+    with pytest.raises(UserError, match="intent categories"):
+        Retrieval(b)
 
 
 def test_bad_k_is_a_user_error(retrieval: Retrieval) -> None:

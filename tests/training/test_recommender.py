@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from crm import settings
 from crm.cli import app
+from features.contract import open_validated
 from training import recommender
 from training.registry import CHALLENGER, get_alias, promote
 
@@ -45,7 +46,7 @@ def served(trained, store_dir):
 
 def test_smoke_train_evaluates_every_model_on_the_same_split(trained) -> None:
     result, _ = trained
-    assert set(result.metrics) == {*MODELS, "oracle"}
+    assert set(result.metrics) == {*MODELS, "two_tower_towers_only", "oracle"}
     for values in result.metrics.values():
         assert set(values) == {f"{f}_at_{k}" for f in FIGURES for k in (5, 10, 20)}
         for k in (5, 10):  # more slots never find fewer items
@@ -53,6 +54,37 @@ def test_smoke_train_evaluates_every_model_on_the_same_split(trained) -> None:
     assert result.losses[-1] < result.losses[0]
     assert result.metrics["two_tower"]["recall_at_10"] > result.metrics["popularity"]["recall_at_10"]
     assert result.metrics["oracle"]["recall_at_10"] >= result.metrics["popularity"]["recall_at_10"]
+
+
+def test_refinement_and_category_head_beat_the_towers_alone_on_the_time_split(trained) -> None:
+    result, _ = trained
+    full, towers = result.metrics["two_tower"], result.metrics["two_tower_towers_only"]
+    assert full["recall_at_10"] > towers["recall_at_10"]
+    assert full["ndcg_at_10"] > towers["ndcg_at_10"]
+
+
+def test_category_head_learns_from_earlier_windows_only(tiny_data) -> None:
+    cfg = recommender.RecommenderTrainConfig(data=tiny_data)
+    con = open_validated(tiny_data)
+    prep = recommender.prepare(con, recommender.load_split(con, cfg))
+    head, serving_features = recommender.head_inputs(con, prep, windows=2)
+    n = len(prep.customer_ids)
+    assert head.features.shape[0] == head.recent.shape[0] == head.bought.shape[0] == 2 * n
+    assert serving_features.shape == (n, head.features.shape[1])
+    assert list(head.categories) == sorted(prep.items["category"].unique())
+    # the labels of the latest window are the categories bought in the 90 days before the split
+    split_at = pd.Timestamp(prep.split.info["split_date"])
+    buys = prep.split.train[
+        (prep.split.train["event_type"] == "purchase")
+        & (prep.split.train["ts"] >= split_at - pd.Timedelta(days=90))
+    ].merge(prep.items[["item_id", "category"]], on="item_id")
+    expected = np.zeros((n, len(head.categories)))
+    rows = pd.Index(prep.customer_ids).get_indexer(buys["customer_id"])
+    expected[rows, pd.Index(head.categories).get_indexer(buys["category"])] = 1
+    assert np.array_equal(head.bought[:n], expected)
+    # a random split has no later window to learn from
+    random = recommender.RecommenderTrainConfig(data=tiny_data, split="random-per-user")
+    assert recommender.head_inputs(con, recommender.prepare(con, recommender.load_split(con, random))) is None
 
 
 def test_metrics_json_follows_design_section_10(trained) -> None:

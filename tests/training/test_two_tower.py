@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from features.contract import open_validated
-from serving.retrieval import ItemLists, Retrieval
+from serving.retrieval import RECENT_SLOTS, ItemLists, Retrieval
 from training import recommender
-from training.two_tower import TowerInputs, TwoTowerConfig, TwoTowerTrainTask, export_bundle, history_matrix
+from training.two_tower import (
+    CategoryHeadTask,
+    HeadInputs,
+    TowerInputs,
+    TwoTowerConfig,
+    TwoTowerTrainTask,
+    customer_queries,
+    export_bundle,
+    history_matrix,
+    refine_customers,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +89,85 @@ def test_numpy_export_reproduces_the_torch_towers(tiny_inputs) -> None:
             torch.zeros(1, 20, dtype=torch.long),
         )
     assert np.allclose(unknown[:, :-1], u0.numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def refined(tiny_inputs):
+    """A briefly trained task and its per-customer refinement."""
+    prep, inputs = tiny_inputs
+    task = TwoTowerTrainTask(inputs, small_config(epochs=1))
+    task.fit()
+    return task, refine_customers(task, prep.matrix, inputs.item_category)
+
+
+def within_category_log_likelihood(task, offsets, prep, inputs) -> np.ndarray:
+    """Per customer: sum over their training items of log softmax(logits of the item's category)."""
+    with torch.no_grad():
+        u = customer_queries(task).numpy() + offsets
+        v, bias = task.model.item(torch.arange(inputs.n_items))
+        logits = u @ (v.numpy() / task.cfg.temperature).T + bias.numpy()
+    log_p = np.empty_like(logits)
+    for c in np.unique(inputs.item_category):
+        cols = inputs.item_category == c
+        log_p[:, cols] = logits[:, cols] - np.logaddexp.reduce(logits[:, cols], axis=1, keepdims=True)
+    chosen = (prep.matrix > 0).astype(np.float64)
+    return np.asarray(chosen.multiply(log_p).sum(axis=1)).ravel()
+
+
+def test_refinement_makes_each_customers_own_items_more_likely(refined, tiny_inputs) -> None:
+    prep, inputs = tiny_inputs
+    task, offsets = refined
+    assert offsets.shape == (inputs.n_customers, task.cfg.dim)
+    before = within_category_log_likelihood(task, np.zeros_like(offsets), prep, inputs)
+    after = within_category_log_likelihood(task, offsets, prep, inputs)
+    assert np.all(after >= before - 1e-3)
+    assert (after > before + 1e-3).mean() > 0.9
+    # a stronger prior keeps the queries closer to the tower's
+    stiff = refine_customers(task, prep.matrix, inputs.item_category, l2=10 * task.cfg.refine_l2)
+    assert np.linalg.norm(stiff, axis=1).mean() < np.linalg.norm(offsets, axis=1).mean()
+
+
+def test_served_scores_are_category_probability_plus_within_category_log_softmax(
+    refined, tiny_inputs
+) -> None:
+    prep, inputs = tiny_inputs
+    task, offsets = refined
+    categories = np.sort(prep.items["category"].unique()).astype(object)
+    codes = pd.Index(categories).get_indexer(prep.items["category"])
+    rng = np.random.default_rng(0)
+    head = HeadInputs(
+        features=rng.standard_normal((200, 5)).astype(np.float32),
+        recent=rng.integers(-1, len(categories), (200, RECENT_SLOTS)),
+        bought=(rng.random((200, len(categories))) < 0.2).astype(np.float32),
+        categories=categories,
+    )
+    head_task = CategoryHeadTask(head, small_config(head_epochs=2))
+    head_task.fit()
+    features = rng.standard_normal((inputs.n_customers, 5)).astype(np.float32)
+    recent = ItemLists.from_lists([prep.recent.row(r)[:20] for r in range(prep.recent.rows)])
+    bundle = export_bundle(
+        task, prep.customer_ids, prep.item_ids, prep.items["category"].to_numpy(),
+        prep.items["active"].to_numpy(), prep.owned, recent, np.ones(len(prep.item_ids)),
+        customer_offset=offsets, intent=head_task.export(features),
+    )  # fmt: skip
+    rows = np.arange(0, len(prep.customer_ids), 53)
+    scores = Retrieval(bundle).customer_vectors(rows, recent.take(rows)) @ bundle.item_vectors.T
+    # the same score from the torch modules
+    with torch.no_grad():
+        r = torch.as_tensor(rows)
+        u = task.model.customer(r + 1, task.features[r], task.history[r]) + torch.as_tensor(offsets[rows])
+        v, bias = task.model.item(torch.arange(inputs.n_items))
+        logits = (u @ v.T / task.cfg.temperature + bias).numpy()
+        newest = np.full((len(rows), RECENT_SLOTS), -1)
+        for i, row in enumerate(rows):
+            first = prep.recent.row(row)[:RECENT_SLOTS]
+            newest[i, : len(first)] = codes[first]
+        log_p = F.logsigmoid(
+            head_task.model(torch.as_tensor(features[rows]), torch.as_tensor(newest))
+        ).numpy()
+    expected = np.empty_like(logits)
+    for c in range(len(categories)):
+        cols = codes == c
+        expected[:, cols] = logits[:, cols] - np.logaddexp.reduce(logits[:, cols], axis=1, keepdims=True)
+        expected[:, cols] += log_p[:, [c]]
+    assert np.allclose(scores, expected, atol=1e-3)
