@@ -91,7 +91,8 @@ def test_metrics_json_follows_design_section_10(trained) -> None:
     result, path = trained
     doc = json.loads(Path(path).read_text())
     assert doc["model"] == "recommender" and doc["k"] == 10 and doc["split"] == "time"
-    assert set(MODELS) <= set(doc["models"]) and "oracle" in doc["models"]
+    assert set(doc["models"]) == {*MODELS, "oracle"}
+    assert set(doc["ablations"]) == {"two_tower_towers_only"}
     for name, figures in doc["models"].items():
         assert set(figures) == set(FIGURES), name
         assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in figures.values())
