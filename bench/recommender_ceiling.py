@@ -3,7 +3,7 @@ least 1.2x the best baseline) against a model that knows the items exactly. JSON
 
     python bench/recommender_ceiling.py [--data DIR] [--iterations 60] [--metrics-json PATH]
 
-``--data`` is a folder written by the simulator (``crm data simulate``, or ``out/demo/data`` after
+``--data`` is a folder written by the simulator (``crm data synth``, or ``out/demo/data`` after
 ``make demo``), with its ``truth/``; without it the demo preset (seed 42, as ``make demo``) is
 simulated into a temporary folder. On the split ``crm train recommender`` uses by default, and
 with its evaluation (the whole catalogue ranked, owned items excluded), it scores:
