@@ -82,6 +82,14 @@ def test_category_head_learns_from_earlier_windows_only(tiny_data) -> None:
     rows = pd.Index(prep.customer_ids).get_indexer(buys["customer_id"])
     expected[rows, pd.Index(head.categories).get_indexer(buys["category"])] = 1
     assert np.array_equal(head.bought[:n], expected)
+    # its state is read before the window: the newest purchase's category as of its start
+    before = prep.split.train[
+        (prep.split.train["event_type"] == "purchase")
+        & (prep.split.train["ts"] < split_at - pd.Timedelta(days=90))
+    ].merge(prep.items[["item_id", "category"]], on="item_id")
+    newest = before.sort_values("ts").groupby("customer_id")["category"].last()
+    codes = pd.Index(head.categories).get_indexer(newest.reindex(prep.customer_ids))
+    assert np.array_equal(head.recent[:n, 0], codes)
     # a random split has no later window to learn from
     random = recommender.RecommenderTrainConfig(data=tiny_data, split="random-per-user")
     assert recommender.head_inputs(con, recommender.prepare(con, recommender.load_split(con, random))) is None
