@@ -68,8 +68,9 @@ def bench_training(data: Path, epochs: int) -> dict:
     }
 
 
-def random_bundle(n_customers: int, n_items: int, seed: int = 0, intent: bool = True):
-    """Random towers of the trained shape; with ``intent``, a refinement and a category head."""
+def random_bundle(n_customers: int, n_items: int, seed: int = 0):
+    """Random towers of the trained shape with a refinement and a category head (as a time split
+    trains); ``towers_only()`` of it is the floor."""
     from serving.retrieval import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
     from training.two_tower import TwoTowerConfig
 
@@ -83,18 +84,14 @@ def random_bundle(n_customers: int, n_items: int, seed: int = 0, intent: bool = 
     )
     codes = rng.integers(0, len(categories), n_items)
     item_vectors = rng.standard_normal((n_items, cfg.dim + 1)).astype(np.float32)
-    head = None
-    if intent:
-        item_vectors = np.hstack([item_vectors, np.eye(len(categories), dtype=np.float32)[codes]])
-        head = CategoryIntent(
-            categories=categories,
-            static=rng.standard_normal((n_customers + 1, cfg.head_hidden)).astype(np.float32),
-            w_recent=rng.standard_normal((RECENT_SLOTS * len(categories), cfg.head_hidden)).astype(
-                np.float32
-            ),
-            w_out=rng.standard_normal((cfg.head_hidden, len(categories))).astype(np.float32),
-            b_out=np.zeros(len(categories), dtype=np.float32),
-        )
+    item_vectors = np.hstack([item_vectors, np.eye(len(categories), dtype=np.float32)[codes]])
+    head = CategoryIntent(
+        categories=categories,
+        static=rng.standard_normal((n_customers + 1, cfg.head_hidden)).astype(np.float32),
+        w_recent=rng.standard_normal((RECENT_SLOTS * len(categories), cfg.head_hidden)).astype(np.float32),
+        w_out=rng.standard_normal((cfg.head_hidden, len(categories))).astype(np.float32),
+        b_out=np.zeros(len(categories), dtype=np.float32),
+    )
     return RecommenderBundle(
         item_ids=np.array([f"I{i:05d}" for i in range(n_items)], dtype=object),
         item_category=categories[codes],
@@ -109,9 +106,7 @@ def random_bundle(n_customers: int, n_items: int, seed: int = 0, intent: bool = 
         b_out=np.zeros(cfg.dim, dtype=np.float32),
         owned=owned,
         recent=owned,
-        customer_offset=rng.standard_normal((n_customers + 1, cfg.dim)).astype(np.float32)
-        if intent
-        else None,
+        customer_offset=rng.standard_normal((n_customers + 1, cfg.dim)).astype(np.float32),
         intent=head,
     )
 

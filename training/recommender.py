@@ -313,8 +313,7 @@ def _standardise(train: pd.DataFrame, serving: pd.DataFrame) -> tuple[np.ndarray
     train_x, serving_x = pd.DataFrame(columns["train"]), pd.DataFrame(columns["serving"])
     mean, std = train_x.mean(), train_x.std(ddof=0)
     std = std.where(std > 0, 1.0)
-    scale = lambda x: ((x - mean) / std).fillna(0.0).to_numpy(np.float32)  # noqa: E731
-    return scale(train_x), scale(serving_x)
+    return tuple(((x - mean) / std).fillna(0.0).to_numpy(np.float32) for x in (train_x, serving_x))
 
 
 # ---------------------------------------------------------------------------------------------
