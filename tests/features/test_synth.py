@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 from features.contract import EVENT_TYPES, open_validated, validate
-from features.synth import CATEGORIES, SynthConfig, oracle_churn_scores, oracle_recommendations, run
+from features.errors import UserError
+from features.synth import CATEGORIES, SynthConfig, job, oracle_churn_scores, oracle_recommendations, run
+from features.synth.config import CATEGORY_SPEC, PRESET_SIZES
+from features.vocab import PRESETS
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -35,6 +38,27 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path: Path
     assert a["events/part-00000.parquet"] != c["events/part-00000.parquet"]
 
 
+def test_chunks_write_their_own_parts_and_number_customers_on(tmp_path: Path, monkeypatch):
+    # the large preset's path: several chunks, the last one too small for tier quantiles
+    monkeypatch.setattr(job, "CHUNK_CUSTOMERS", 140)
+    out = tmp_path / "chunked"
+    result = run(SynthConfig(preset="tiny", seed=1, out=out, customers=285, items=120))
+    assert sorted(p.name for p in (out / "events").iterdir()) == [f"part-0000{k}.parquet" for k in range(3)]
+    assert len(list((out / "truth" / "monthly").iterdir())) == 3
+    customers = pd.read_parquet(out / "customers.parquet")
+    assert customers["customer_id"].tolist() == [f"C{i:07d}" for i in range(1, 286)]
+    assert result.events == len(pd.read_parquet(out / "events"))
+    report = validate(out, max_reject_share=0.0)
+    assert all(r.rows_rejected == 0 for r in report.tables.values())
+
+
+def test_the_tables_cover_the_vocabularies():
+    assert tuple(CATEGORY_SPEC) == CATEGORIES
+    assert tuple(PRESET_SIZES) == PRESETS
+    with pytest.raises(UserError, match="Unknown preset"):
+        SynthConfig(preset="huge").sizes()  # type: ignore[arg-type]
+
+
 def test_tiny_preset_passes_the_contract_without_rejects(tiny_data: Path):
     report = validate(tiny_data, max_reject_share=0.0)
     assert all(r.rows_rejected == 0 for r in report.tables.values())
@@ -50,7 +74,7 @@ def test_every_event_type_and_channel_appears(tiny_data: Path):
 
 
 def test_purchase_category_and_buyer_age_shares_are_calibrated(tiny_data: Path):
-    # DESIGN section 1; the tolerance suits a sample of ~13k purchases and ~2k buyers
+    # DESIGN section 1; the tolerance suits the tiny preset's sample of purchases and buyers
     con = open_validated(tiny_data)
     shares = dict(
         con.execute(

@@ -1,0 +1,56 @@
+"""A seeded simulator of the brand's customers, written in the input contract, with ground truth.
+
+The generative model (weekly steps over two years, 2024-01-01 .. 2025-12-31):
+
+- customers (:mod:`.population`): age band, gender, region, signup date, member tier and points;
+  a latent taste vector (``TASTE_DIM``), an activity level, a service-quality latent and an
+  engagement level that drifts (for some customers downwards);
+- items (:mod:`.population`): categories and subcategories of the brand, prices, launch dates,
+  latent vectors; an item is chosen inside its category by
+  ``softmax(taste . item_vector / T + popularity)``, so purchases are predictable from history;
+- category of a purchase (:mod:`.weekly`): base weights calibrated to the design's purchase
+  shares (:mod:`.config`), times the cross-sell state: no phone -> phone first; a fresh phone ->
+  accessories and wearables in the following weeks; owning several categories -> smart home; an
+  ageing phone -> replacement;
+- events (:mod:`.events`): views and add-to-carts before each purchase (funnel), browsing views,
+  app opens, push opens (one push a week), community posts, service tickets, coupon
+  redemptions, returns of some purchases within a month, with channels and seasonal promotions
+  (Spring Festival, mid-June, early November);
+- churn (:mod:`.weekly`): a weekly hazard that rises with recent service tickets, falling
+  engagement, an ageing phone and few ecosystem categories and falls with tier and ecosystem
+  depth; a churned customer stops buying and browsing (some keep a trickle of app opens).
+
+Ground truth in ``DIR/truth/``: ``customers.parquet`` (churn time, taste vector, latents),
+``monthly/`` (per customer and month: weekly churn hazard, weekly purchase rate, alive at the
+month start) and ``items.parquet`` (latent vectors, popularity). :mod:`.oracles` turns it into
+oracle predictions.
+
+Customers are simulated in independent chunks (:mod:`.job`, each with its own child seed), so
+memory is bounded by the chunk size, not by the preset.
+"""
+
+from features.synth.config import CHOICE_TEMPERATURE, TASTE_DIM, TASTE_SCALE, SynthConfig
+from features.synth.job import SynthResult, run
+from features.synth.oracles import (
+    _read_truth,
+    oracle_churn_scores,
+    oracle_recommendations,
+    true_customers,
+    true_items,
+)
+from features.vocab import CATEGORIES
+
+__all__ = [
+    "CATEGORIES",
+    "CHOICE_TEMPERATURE",
+    "TASTE_DIM",
+    "TASTE_SCALE",
+    "SynthConfig",
+    "SynthResult",
+    "_read_truth",  # bench/recommender_ceiling.py imports it; true_customers() is the public reader
+    "oracle_churn_scores",
+    "oracle_recommendations",
+    "run",
+    "true_customers",
+    "true_items",
+]

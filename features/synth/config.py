@@ -1,0 +1,125 @@
+"""What to simulate: the job's configuration, the calendar and the calibrated constants.
+
+The per-category and per-channel weights are keyed by name and laid out in the order of
+``features.vocab``, because the random draws index categories and channels by that position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from features.errors import UserError
+from features.vocab import CATEGORIES, CHANNELS, PRESETS, Preset
+
+# -- the calendar -------------------------------------------------------------------------------
+
+START = datetime(2024, 1, 1)
+WEEKS = 104  # weekly steps from START: 2024-01-01 .. 2025-12-28, the data ends 2025-12-31
+END = datetime(2025, 12, 31, 23, 59, 59)
+DAY_SECONDS = 86_400
+WEEK_SECONDS = 7 * DAY_SECONDS
+
+PROMOTIONS = (  # (first day, last day, multiplier of shopping activity)
+    (date(2024, 2, 3), date(2024, 2, 17), 1.7),  # Spring Festival 2024
+    (date(2025, 1, 22), date(2025, 2, 5), 1.7),  # Spring Festival 2025
+    (date(2024, 6, 1), date(2024, 6, 18), 2.0),  # mid-June festival
+    (date(2025, 6, 1), date(2025, 6, 18), 2.0),
+    (date(2024, 11, 1), date(2024, 11, 11), 2.4),  # early-November festival
+    (date(2025, 11, 1), date(2025, 11, 11), 2.4),
+)
+
+# -- sizes --------------------------------------------------------------------------------------
+
+PRESET_SIZES: dict[str, tuple[int, int]] = {  # customers, items
+    "tiny": (2_000, 300),
+    "demo": (50_000, 2_000),
+    "large": (1_000_000, 5_000),
+}
+# Customers are simulated in chunks of this many, each with its own child seed, so memory is
+# bounded by the chunk, not by the preset.
+CHUNK_CUSTOMERS = 50_000
+
+# -- customers ----------------------------------------------------------------------------------
+
+TASTE_DIM = 8
+TASTE_SCALE = 2.2  # tastes are N(0, 1) / sqrt(TASTE_DIM) * TASTE_SCALE
+CHOICE_TEMPERATURE = 0.35  # of the softmax that picks an item inside its category
+
+AGE_BANDS = (("18-25", 18, 25, 0.285), ("26-35", 26, 35, 0.393), ("36-45", 36, 45, 0.180),
+             ("46-55", 46, 55, 0.097), ("56-70", 56, 70, 0.045))  # fmt: skip
+REGIONS = ("east", "south", "north", "central", "southwest", "northeast", "northwest")
+REGION_WEIGHTS = (0.28, 0.22, 0.16, 0.12, 0.10, 0.07, 0.05)
+TIER_QUANTILES = (0.55, 0.80, 0.94)  # of the tier score: where silver, gold and platinum begin
+
+# -- categories ---------------------------------------------------------------------------------
+
+
+class CategorySpec(NamedTuple):
+    """One category of the brand's catalogue and of its customers' behaviour."""
+
+    catalogue_share: float  # of the items
+    subcategories: tuple[str, ...]
+    median_price: float
+    # Base weight of the category of a purchase, before the cross-sell state multiplies it;
+    # calibrated so that the purchase shares meet the design's targets (the tests check them).
+    purchase_weight: float
+    view_share: float  # browsing spreads over categories like purchases do on average
+
+
+CATEGORY_SPEC = {
+    "phone": CategorySpec(0.22, ("flagship", "midrange", "budget", "foldable"), 520.0, 0.7159, 0.40),
+    "smart_home": CategorySpec(
+        0.22, ("speaker", "camera", "lighting", "router", "vacuum", "plug"), 60.0, 0.0778, 0.25
+    ),
+    "wearable": CategorySpec(0.16, ("watch", "band", "earbuds"), 110.0, 0.1087, 0.15),
+    "tv": CategorySpec(0.08, ("oled", "led", "projector"), 700.0, 0.023, 0.03),
+    "laptop": CategorySpec(0.08, ("ultrabook", "gaming", "tablet"), 900.0, 0.0276, 0.035),
+    "accessory": CategorySpec(
+        0.18, ("case", "charger", "screen_protector", "cable", "power_bank"), 25.0, 0.0261, 0.10
+    ),
+    "other": CategorySpec(0.06, ("gift_card", "service_plan", "bundle"), 50.0, 0.021, 0.035),
+}
+C_PHONE, C_SMART, C_WEAR, C_TV, C_LAPTOP, C_ACC = (
+    CATEGORIES.index(c) for c in ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")
+)
+CATEGORY_BASE = np.array([CATEGORY_SPEC[c].purchase_weight for c in CATEGORIES])
+VIEW_CATEGORY_P = np.array([CATEGORY_SPEC[c].view_share for c in CATEGORIES])
+# Who signed up before the data starts already owns these (besides a phone), with these chances;
+# the draws run in this order.
+PRIOR_OWNERSHIP = {"wearable": 0.25, "smart_home": 0.3, "accessory": 0.5, "tv": 0.1, "laptop": 0.1}
+
+# -- channels and engagement --------------------------------------------------------------------
+
+PURCHASE_CHANNEL_P = tuple(
+    {"mall": 0.34, "app": 0.30, "offline_store": 0.22, "social": 0.10, "partner": 0.04}[c] for c in CHANNELS
+)
+BROWSE_CHANNEL_P = tuple(
+    {"mall": 0.40, "app": 0.40, "offline_store": 0.02, "social": 0.16, "partner": 0.02}[c] for c in CHANNELS
+)
+APP_CHANNEL = CHANNELS.index("app")
+PUSH_OPEN_RATE = 0.045  # one push a week to every customer
+MAX_PURCHASES_PER_WEEK = 3
+RETURN_RATE = 0.04  # share of purchases returned within a month
+
+
+@dataclass
+class SynthConfig:
+    """What to simulate. ``customers``/``items`` override the preset's sizes."""
+
+    preset: Preset = "tiny"
+    seed: int = 42
+    out: Path = Path("out/data")
+    customers: int | None = None
+    items: int | None = None
+
+    def sizes(self) -> tuple[int, int]:
+        """The number of customers and items to simulate."""
+        if self.preset not in PRESETS:
+            raise UserError(f"Unknown preset {self.preset!r}: expected one of {', '.join(PRESETS)}.")
+        n_customers, n_items = PRESET_SIZES[self.preset]
+        return self.customers or n_customers, self.items or n_items

@@ -1,0 +1,64 @@
+"""The domain's vocabularies, declared once.
+
+The input contract, the feature families, the simulator, the jobs, the service and the command
+line's choices all take their words from here, so a tier, a category or a preset is spelt in one
+place. Each vocabulary is a tuple (its order is meaningful where noted) and a ``Literal`` type of
+the same words for typed configurations and request models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# -- the input contract ---------------------------------------------------------------------------
+
+# The order fixes the small-integer codes the feature SQL compares (features.families).
+EVENT_TYPES = (
+    "view",
+    "add_to_cart",
+    "purchase",
+    "return",
+    "app_open",
+    "community_post",
+    "service_ticket",
+    "coupon_redeem",
+    "push_open",
+)
+ITEM_EVENT_TYPES = ("view", "add_to_cart")  # events that must name an item
+# Events that show a customer engaging with the brand (not only buying).
+ENGAGED_EVENT_TYPES = ("app_open", "view", "community_post", "push_open", "add_to_cart")
+
+# The order fixes the channel codes of the feature SQL.
+CHANNELS = ("mall", "app", "offline_store", "social", "partner")
+
+MemberTier = Literal["standard", "silver", "gold", "platinum"]
+MEMBER_TIERS: tuple[str, ...] = get_args(MemberTier)  # lowest first: the rank is the position
+TIER_RANK = {tier: rank for rank, tier in enumerate(MEMBER_TIERS)}
+UNKNOWN_TIER = "unknown"  # what the snapshot says of a customer without a tier
+
+# The brand's categories (the contract keeps ``category`` free text; these are the ones it uses).
+CATEGORIES = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other")
+ECOSYSTEM = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")  # device categories owned
+
+# -- jobs -------------------------------------------------------------------------------------------
+
+Preset = Literal["tiny", "demo", "large"]
+PRESETS: tuple[str, ...] = get_args(Preset)
+
+Population = Literal["active", "all"]
+POPULATIONS: tuple[str, ...] = get_args(Population)
+
+ChurnSort = Literal["expected_loss", "probability"]
+CHURN_SORTS: tuple[str, ...] = get_args(ChurnSort)
+
+Split = Literal["time", "random-per-user"]
+SPLITS: tuple[str, ...] = get_args(Split)
+
+Engine = Literal["duckdb", "spark"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+Dataset = Literal["cdnow", "movielens-100k"]
+DATASETS: tuple[str, ...] = get_args(Dataset)
+
+ModelName = Literal["churn", "recommender"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
