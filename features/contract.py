@@ -1,4 +1,4 @@
-"""The input contract (DESIGN.md section 4) as code: table specs, readers and validation.
+"""The input contract as code: table specs, readers and validation.
 
 A data directory holds up to three tables (``events`` required, ``customers`` and ``items``
 optional), each a Parquet file, a CSV file, or a folder of either. Validation runs in DuckDB:
@@ -24,24 +24,9 @@ from pathlib import Path
 import duckdb
 
 from features.errors import UserError
+from features.vocab import CHANNELS, EVENT_TYPES, ITEM_EVENT_TYPES, MEMBER_TIERS
 
 CONTRACT_VERSION = "1"
-
-EVENT_TYPES = (
-    "view",
-    "add_to_cart",
-    "purchase",
-    "return",
-    "app_open",
-    "community_post",
-    "service_ticket",
-    "coupon_redeem",
-    "push_open",
-)
-CHANNELS = ("mall", "app", "offline_store", "social", "partner")
-MEMBER_TIERS = ("standard", "silver", "gold", "platinum")
-CATEGORIES = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other")
-ITEM_EVENT_TYPES = ("view", "add_to_cart")  # events that must name an item
 
 REJECT_REASONS = {
     "events": (
@@ -306,14 +291,8 @@ def _row_reason_sql(table: str, reference_ts: str) -> tuple[str, list[str], str]
     return reason, ["item_id"], "duplicate_item_id"
 
 
-def _validate_table(
-    con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
-    spec: TableSpec,
-    reference_ts: str,
-    validated_dir: Path,
-    rejects_dir: Path,
-) -> TableReport | None:
+def _source(data_dir: Path, spec: TableSpec) -> tuple[str, str] | None:
+    """(reader SQL, the place to name in messages) of a table, or None for an absent optional one."""
     found = find_table_files(data_dir, spec.name)
     if found is None:
         if spec.required:
@@ -324,7 +303,13 @@ def _validate_table(
         return None
     fmt, files = found
     where = str(files[0]) if len(files) == 1 else f"{data_dir / spec.name}/"
-    source_sql = _reader_sql(fmt, files)
+    return _reader_sql(fmt, files), where
+
+
+def _check_columns(
+    con: duckdb.DuckDBPyConnection, source_sql: str, spec: TableSpec, where: str
+) -> dict[str, str]:
+    """The source's columns and types, after checking the required ones and the casts."""
     present = _describe(con, source_sql, where)
     for col in spec.columns:
         if col.required and col.name not in present:
@@ -333,7 +318,21 @@ def _validate_table(
                 f" {', '.join(c.name for c in spec.columns if c.required)}."
             )
     _check_casts(con, source_sql, spec, present, where)
+    return present
 
+
+def _create_checked(
+    con: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    spec: TableSpec,
+    present: dict[str, str],
+    reference_ts: str,
+    where: str,
+) -> list[str]:
+    """The temporary table ``_checked``: typed rows with the reason each is set aside (or NULL).
+
+    Returns the duplicate key columns.
+    """
     typed = ", ".join(f"{_typed_column_sql(c, present)} AS {c.name}" for c in spec.columns)
     reason, dup_keys, dup_reason = _row_reason_sql(spec.name, reference_ts)
     dup_partition = ", ".join(dup_keys)
@@ -353,13 +352,19 @@ def _validate_table(
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ContractError(f"Cannot read {where}: {first_line}.") from None
+    return dup_keys
+
+
+def _write_checked(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, order: str, validated_dir: Path, rejects_dir: Path
+) -> tuple[int, dict[str, int]]:
+    """Write the clean rows of ``_checked`` and its rejects; return (rows in, rejects per reason)."""
     counts = dict(
         con.execute(
             "SELECT reason, count(*) FROM _checked WHERE reason IS NOT NULL GROUP BY reason ORDER BY 2 DESC"
         ).fetchall()
     )
     rows_in = con.execute("SELECT count(*) FROM _checked").fetchone()[0]
-    order = "customer_id, ts" if spec.name == "events" else dup_keys[0]
     con.execute(
         f"COPY (SELECT * EXCLUDE (reason) FROM _checked WHERE reason IS NULL ORDER BY {order})"
         f" TO {_sql_str(validated_dir / f'{spec.name}.parquet')} (FORMAT parquet)"
@@ -370,6 +375,26 @@ def _validate_table(
             f" TO {_sql_str(rejects_dir / f'{spec.name}.parquet')} (FORMAT parquet)"
         )
     con.execute("DROP TABLE _checked")
+    return rows_in, counts
+
+
+def _validate_table(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    spec: TableSpec,
+    reference_ts: str,
+    validated_dir: Path,
+    rejects_dir: Path,
+) -> TableReport | None:
+    """Check one table and write its clean rows and rejects; None when an optional table is absent."""
+    source = _source(data_dir, spec)
+    if source is None:
+        return None
+    source_sql, where = source
+    present = _check_columns(con, source_sql, spec, where)
+    dup_keys = _create_checked(con, source_sql, spec, present, reference_ts, where)
+    order = "customer_id, ts" if spec.name == "events" else dup_keys[0]
+    rows_in, counts = _write_checked(con, spec, order, validated_dir, rejects_dir)
     return TableReport(
         table=spec.name,
         source=where,
@@ -414,23 +439,37 @@ def validate(
     if not data_dir.is_dir():
         raise ContractError(f"Data directory {data_dir} does not exist or is not a folder.")
     fingerprint = input_fingerprint(data_dir)
-    validated_dir = data_dir / "validated"
-    manifest_path = validated_dir / "manifest.json"
-    if reuse and manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if (
-            manifest.get("fingerprint") == fingerprint
-            and manifest.get("max_reject_share") == max_reject_share
-        ):
-            report = _report_from_manifest(data_dir, manifest)
-            _check_share(report, max_reject_share)
-            return report
+    report = _reused_report(data_dir, fingerprint, max_reject_share) if reuse else None
+    if report is None:
+        reference_ts = _reference_ts(reference_time)
+        report = _validate_fresh(data_dir, fingerprint, max_reject_share, reference_ts, memory_limit)
+    _check_share(report, max_reject_share)
+    return report
 
+
+def _reused_report(data_dir: Path, fingerprint: str, max_reject_share: float) -> ValidationReport | None:
+    """The last validation's report when the input and the allowed share are unchanged."""
+    manifest_path = data_dir / "validated" / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("fingerprint") != fingerprint or manifest.get("max_reject_share") != max_reject_share:
+        return None
+    return _report_from_manifest(data_dir, manifest)
+
+
+def _reference_ts(reference_time: datetime | None) -> str:
+    """The time the future-timestamp rule compares with, as a naive UTC timestamp literal."""
     ref = reference_time or datetime.now(UTC)
     if ref.tzinfo is not None:
         ref = ref.astimezone(UTC).replace(tzinfo=None)
-    reference_ts = ref.strftime("%Y-%m-%d %H:%M:%S")
+    return ref.strftime("%Y-%m-%d %H:%M:%S")
 
+
+def _validate_fresh(
+    data_dir: Path, fingerprint: str, max_reject_share: float, reference_ts: str, memory_limit: str | None
+) -> ValidationReport:
+    """Validate every table into ``validated/`` (renamed into place at the end) and ``rejects/``."""
     tmp_dir = data_dir / "validated.tmp"
     rejects_dir = data_dir / "rejects"
     for d in (tmp_dir, rejects_dir):
@@ -449,10 +488,10 @@ def validate(
     report = ValidationReport(data_dir=data_dir, tables=tables, fingerprint=fingerprint)
     manifest = report.to_dict() | {"max_reject_share": max_reject_share, "reference_time": reference_ts}
     (tmp_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    validated_dir = data_dir / "validated"
     if validated_dir.exists():
         shutil.rmtree(validated_dir)
     tmp_dir.rename(validated_dir)  # atomic: a half-written validated/ is never read
-    _check_share(report, max_reject_share)
     return report
 
 

@@ -1,33 +1,53 @@
-"""Declared feature families of the customer snapshot (DESIGN.md section 5).
+"""Declared feature families of the customer snapshot.
 
-A family has a name, a version, a description, its windows and a typed list of features; each
+The families are declared once, at module level: a family has a name, a version, a
+description, its entity (``customer_id``), its windows and a typed list of features; each
 feature has a description and a ``phrase`` that turns its value into words a marketer
-understands (used for churn reasons). The SQL of a family lives next to its declaration as
-expressions over three relations the snapshot query provides:
+understands (used for churn reasons). Readers of the schema (the feature names and types, the
+version, the reference table) use the declarations as they are; only the SQL needs a date.
+
+A feature's SQL is an expression over three relations the snapshot query provides:
 
 - ``agg``: one pass over the events before ``as_of`` grouped by customer (``FILTER`` clauses);
 - ``own``: purchases joined with items (category mix, phone age);
 - ``c``: the customers table (profile, loyalty).
 
-The expressions use only functions that DuckDB and Spark SQL share; the few that differ go
-through :class:`Dialect`. ``python -m features.families`` prints the reference table of
-``docs/features.md``.
+An expression that depends on the as-of date or the engine is a function of both, rendered by
+:meth:`Feature.render`. The expressions use only functions that DuckDB and Spark SQL share; the
+few that differ go through :class:`Dialect`. ``python -m features.families`` prints the
+reference table of ``docs/features.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
+
+from features.vocab import (
+    CHANNELS,
+    ECOSYSTEM,
+    ENGAGED_EVENT_TYPES,
+    EVENT_TYPES,
+    MEMBER_TIERS,
+    TIER_RANK,
+    UNKNOWN_TIER,
+)
 
 FEATURE_SET_NAME = "customer_snapshot"
 FEATURE_SET_MAJOR = 1  # bump on a change of meaning that old models must not silently accept
+ENTITY = "customer_id"  # every family describes one customer: one snapshot row each
 WINDOWS = (7, 30, 90, 365)
 PUSHES_PER_WEEK = 1  # the brand sends one campaign push a week; opens per push assume that rate
-TIER_RANK = {"standard": 0, "silver": 1, "gold": 2, "platinum": 3}
-ECOSYSTEM = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")
-CHANNELS = ("mall", "app", "offline_store", "social", "partner")
+DECAY_DAYS = 120  # the longest time constant of the weighted counts
+# The digest of the definitions renders the date-dependent SQL at this one fixed date, so the
+# version never depends on a snapshot's date (and stays the one earlier models recorded).
+DIGEST_AS_OF = datetime(2000, 1, 1)
+
+Dtype = Literal["int", "float", "str"]
 
 
 @dataclass(frozen=True)
@@ -37,32 +57,59 @@ class Dialect:
     name: str
 
     def ts(self, value: datetime) -> str:
+        """A timestamp literal."""
         return f"TIMESTAMP '{value:%Y-%m-%d %H:%M:%S}'"
 
     def epoch_us(self, expr: str) -> str:
         """Microseconds since 1970 as an integer: the same exact arithmetic on both engines."""
         return f"epoch_us({expr})" if self.name == "duckdb" else f"unix_micros({expr})"
 
-    def days_before(self, expr: str, as_of: datetime) -> str:
-        """Days (fractional) from ``expr`` to ``as_of``."""
+    def days_between(self, start: str, end: str) -> str:
+        """Days (fractional) from the timestamp ``start`` to the timestamp ``end``."""
         # integer microseconds, then one double division (a decimal literal would make Spark
         # divide in DECIMAL and round differently)
-        return f"(CAST({self.epoch_us(self.ts(as_of))} - {self.epoch_us(expr)} AS DOUBLE) / 86400000000)"
+        return f"(CAST({self.epoch_us(end)} - {self.epoch_us(start)} AS DOUBLE) / 86400000000)"
+
+    def days_before(self, expr: str, as_of: datetime) -> str:
+        """Days (fractional) from ``expr`` to ``as_of``."""
+        return self.days_between(expr, self.ts(as_of))
 
 
 DUCKDB = Dialect("duckdb")
 SPARK = Dialect("spark")
 
+# A feature's SQL: a fixed expression, or one rendered for an as-of date and a dialect.
+Sql = str | Callable[[datetime, Dialect], str]
+
 
 @dataclass(frozen=True)
 class Feature:
+    """One column of the snapshot: its type, its meaning in words and its SQL."""
+
     name: str
-    dtype: str  # "int", "float" or "str"
+    dtype: Dtype
     description: str
-    sql: str  # expression in the final SELECT; may use {as_of}-dependent helpers via the family
+    sql: Sql  # an expression in the snapshot's final SELECT
     phrase: str = ""  # e.g. "{value:.0f} service tickets in the last 90 days"; "" = no reason text
     window_days: int | None = None
     missing: str = ""  # the words for a null value, e.g. "has never bought" (nullable features only)
+
+    def render(self, as_of: datetime, dialect: Dialect = DUCKDB) -> str:
+        """The feature's SQL expression at ``as_of`` in ``dialect``."""
+        return self.sql if isinstance(self.sql, str) else self.sql(as_of, dialect)
+
+    def typed_sql(self, as_of: datetime, dialect: Dialect = DUCKDB) -> str:
+        """The expression cast to the declared type.
+
+        Counts are never null, so files written by the engine need no pandas pass to be right
+        (the same spelling on DuckDB and Spark).
+        """
+        expr = self.render(as_of, dialect)
+        if self.dtype == "int":
+            return f"CAST(coalesce({expr}, 0) AS BIGINT)"
+        if self.dtype == "float":
+            return f"CAST({expr} AS DOUBLE)"
+        return f"CAST({expr} AS STRING)"
 
     def say(self, value: float | str | None) -> str:
         """The feature's value in words, for churn reasons.
@@ -81,22 +128,23 @@ class Feature:
 
 @dataclass(frozen=True)
 class FeatureFamily:
+    """Features declared and versioned together, all describing one ``entity``."""
+
     name: str
     version: int
     description: str
     features: tuple[Feature, ...]
     windows: tuple[int, ...] = ()
+    entity: str = ENTITY
+
+    def select_sql(self, as_of: datetime, dialect: Dialect = DUCKDB) -> str:
+        """The family's typed columns of the snapshot's final SELECT."""
+        return ",\n  ".join(f"{f.typed_sql(as_of, dialect)} AS {f.name}" for f in self.features)
 
 
-EVENT_CODES = {
-    name: code
-    for code, name in enumerate(
-        ("view", "add_to_cart", "purchase", "return", "app_open", "community_post", "service_ticket",
-         "coupon_redeem", "push_open")
-    )
-}  # fmt: skip
-ENGAGED = ("app_open", "view", "community_post", "push_open", "add_to_cart")
-DECAY_DAYS = 120  # the longest time constant of the weighted counts
+# -- the relation ``agg``: one pass over coded events ------------------------------------------
+
+EVENT_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}  # the order of vocab.EVENT_TYPES
 
 
 def coded_events_sql(as_of: datetime, d: Dialect) -> str:
@@ -123,150 +171,211 @@ def coded_events_sql(as_of: datetime, d: Dialect) -> str:
     )
 
 
-def _window_aggregates() -> list[str]:
-    """The one-pass aggregates over coded events (see :func:`coded_events_sql`)."""
-    e = EVENT_CODES
-    win = {w: i for i, w in enumerate(WINDOWS)}  # ts >= as_of - w days  <=>  wb <= win[w]
+def _count(event: str, window: int) -> str:
+    """Events of one type in the last ``window`` days (``wb`` is the window bucket)."""
+    return f"count(*) FILTER (WHERE et = {EVENT_CODES[event]} AND wb <= {WINDOWS.index(window)})"
+
+
+def _revenue_aggregates() -> list[str]:
+    """Purchases and net revenue per window (``ts >= as_of - w days`` is ``wb <= index of w``)."""
+    purchase, refund = EVENT_CODES["purchase"], EVENT_CODES["return"]
     exprs = []
-    for w, i in win.items():
+    for i, w in enumerate(WINDOWS):
         exprs += [
-            f"count(*) FILTER (WHERE et = {e['purchase']} AND wb <= {i}) AS purchases_{w}d",
+            f"count(*) FILTER (WHERE et = {purchase} AND wb <= {i}) AS purchases_{w}d",
             # restricted to purchases and returns (the only rows with a signed amount), so the
-            # aggregate touches a tenth of the rows
-            f"sum(signed_amount) FILTER (WHERE et IN ({e['purchase']}, {e['return']}) AND wb <= {i})"
+            # aggregate touches only a small share of the rows
+            f"sum(signed_amount) FILTER (WHERE et IN ({purchase}, {refund}) AND wb <= {i})"
             f" AS net_revenue_{w}d",
         ]
-    engaged = "et IN (" + ", ".join(str(e[k]) for k in ENGAGED) + ")"
-
-    def count(event: str, window: int) -> str:
-        return f"count(*) FILTER (WHERE et = {e[event]} AND wb <= {win[window]})"
-
-    exprs += [
-        f"count(*) FILTER (WHERE et = {e['purchase']}) AS purchases_total",
-        f"max(ts) FILTER (WHERE et = {e['purchase']}) AS last_purchase_ts",
-        f"min(ts) FILTER (WHERE et = {e['purchase']}) AS first_purchase_ts",
-        "max(ts) AS last_event_ts",
-        "min(ts) AS first_event_ts",
-        f"{count('app_open', 30)} AS app_opens_30d",
-        f"{count('app_open', 90)} AS app_opens_90d",
-        f"{count('view', 30)} AS views_30d",
-        f"{count('view', 90)} AS views_90d",
-        f"{count('add_to_cart', 90)} AS carts_90d",
-        f"{count('community_post', 90)} AS community_posts_90d",
-        f"count(*) FILTER (WHERE {engaged} AND wb <= {win[30]}) AS engaged_30d",
-        f"count(*) FILTER (WHERE {engaged} AND wb = {win[90]}) AS engaged_prev_60d",
-        f"{count('service_ticket', 90)} AS service_tickets_90d",
-        f"{count('service_ticket', 365)} AS service_tickets_365d",
-        f"{count('return', 365)} AS returns_365d",
-        f"{count('coupon_redeem', 365)} AS coupons_365d",
-        f"{count('push_open', 90)} AS push_opens_90d",
-    ]
-    # exponentially weighted counts of engaged events: an event ``a`` days old counts
-    # exp(-a / tau), the level of activity now, less noisy than one window and without its cliff
-    # edge. One exp per row: the 60- and 30-day weights are powers of the 120-day one.
-    exprs += [
-        f"sum({weight}) FILTER (WHERE {engaged}) AS engaged_weighted_{tau}d"
-        for tau, weight in ((120, "decay"), (60, "decay * decay"), (30, "(decay * decay) * (decay * decay)"))
-    ]
-    exprs += [
-        f"count(*) FILTER (WHERE ch = {i} AND wb <= {win[365]}) AS channel_{c}_365d"
-        for i, c in enumerate(CHANNELS)
-    ]
     return exprs
 
 
+def _activity_aggregates(engaged: str) -> list[str]:
+    """First and last timestamps, and the counts of one event type or of engaged events."""
+    purchase = EVENT_CODES["purchase"]
+    return [
+        f"count(*) FILTER (WHERE et = {purchase}) AS purchases_total",
+        f"max(ts) FILTER (WHERE et = {purchase}) AS last_purchase_ts",
+        f"min(ts) FILTER (WHERE et = {purchase}) AS first_purchase_ts",
+        "max(ts) AS last_event_ts",
+        "min(ts) AS first_event_ts",
+        f"{_count('app_open', 30)} AS app_opens_30d",
+        f"{_count('app_open', 90)} AS app_opens_90d",
+        f"{_count('view', 30)} AS views_30d",
+        f"{_count('view', 90)} AS views_90d",
+        f"{_count('add_to_cart', 90)} AS carts_90d",
+        f"{_count('community_post', 90)} AS community_posts_90d",
+        f"count(*) FILTER (WHERE {engaged} AND wb <= {WINDOWS.index(30)}) AS engaged_30d",
+        f"count(*) FILTER (WHERE {engaged} AND wb = {WINDOWS.index(90)}) AS engaged_prev_60d",
+        f"{_count('service_ticket', 90)} AS service_tickets_90d",
+        f"{_count('service_ticket', 365)} AS service_tickets_365d",
+        f"{_count('return', 365)} AS returns_365d",
+        f"{_count('coupon_redeem', 365)} AS coupons_365d",
+        f"{_count('push_open', 90)} AS push_opens_90d",
+    ]
+
+
+def window_aggregates() -> list[str]:
+    """The one-pass aggregates over coded events (see :func:`coded_events_sql`)."""
+    engaged = "et IN (" + ", ".join(str(EVENT_CODES[k]) for k in ENGAGED_EVENT_TYPES) + ")"
+    # exponentially weighted counts of engaged events: an event ``a`` days old counts
+    # exp(-a / tau), the level of activity now, less noisy than one window and without its cliff
+    # edge. One exp per row: the 60- and 30-day weights are powers of the 120-day one.
+    weighted = [
+        f"sum({weight}) FILTER (WHERE {engaged}) AS engaged_weighted_{tau}d"
+        for tau, weight in ((120, "decay"), (60, "decay * decay"), (30, "(decay * decay) * (decay * decay)"))
+    ]
+    channels = [
+        f"count(*) FILTER (WHERE ch = {i} AND wb <= {WINDOWS.index(365)}) AS channel_{c}_365d"
+        for i, c in enumerate(CHANNELS)
+    ]
+    return _revenue_aggregates() + _activity_aggregates(engaged) + weighted + channels
+
+
+_window_aggregates = window_aggregates  # the name bench/features.py imports
+
+
+# -- SQL shapes the declarations share --------------------------------------------------------
+
 CHANNEL_EVENTS_365D = "(" + " + ".join(f"coalesce(agg.channel_{c}_365d, 0)" for c in CHANNELS) + ")"
+AGE_BANDS = ((25, "18-25"), (35, "26-35"), (45, "36-45"), (55, "46-55"))  # (oldest age, band)
+OLDEST_BAND = "56+"
+LOWEST_TIER, HIGHEST_TIER = MEMBER_TIERS[0], MEMBER_TIERS[-1]
 
 
 def _share(num: str, den: str) -> str:
     return f"CASE WHEN {den} > 0 THEN {num} / CAST({den} AS DOUBLE) ELSE 0.0 END"
 
 
-def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
-    """The feature families with their SQL for one as-of date and dialect."""
-    days = d.days_before
-    rfm = FeatureFamily(
-        "rfm",
-        1,
-        "Recency, frequency and monetary value of purchases over 7/30/90/365 days.",
-        tuple(
-            f
-            for w in WINDOWS
-            for f in (
-                Feature(
-                    f"purchases_{w}d",
-                    "int",
-                    f"Purchases in the last {w} days",
-                    f"coalesce(agg.purchases_{w}d, 0)",
-                    f"{{value:.0f}} purchases in the last {w} days",
-                    w,
-                ),
-                Feature(
-                    f"net_revenue_{w}d",
-                    "float",
-                    f"Revenue of purchases minus refunds of returns in the last {w} days",
-                    f"coalesce(agg.net_revenue_{w}d, 0.0)",
-                    f"spent {{value:,.0f}} in the last {w} days",
-                    w,
-                ),
-            )
-        )
-        + (
-            Feature(
-                "purchases_total",
-                "int",
-                "Purchases ever, before the as-of date",
-                "coalesce(agg.purchases_total, 0)",
-                "{value:.0f} purchases in total",
-            ),
-            Feature(
-                "days_since_last_purchase",
-                "float",
-                "Days since the last purchase (null: never bought)",
-                days("agg.last_purchase_ts", as_of),
-                "last purchase {value:.0f} days ago",
-                missing="has never bought",
-            ),
-            Feature(
-                "customer_value",
-                "float",
-                "Customer value: net revenue of the last 365 days (the revenue at stake)",
-                "greatest(coalesce(agg.net_revenue_365d, 0.0), 0.0)",
-                "worth {value:,.0f} a year",
-            ),
-            # the inputs of buy-till-you-die models (BG/NBD: frequency, recency t_x, age T), which
-            # keep their meaning whatever the length of the history before the as-of date
-            Feature(
-                "days_since_first_purchase",
-                "float",
-                "Days since the first purchase (null: never bought)",
-                days("agg.first_purchase_ts", as_of),
-                "first purchase {value:.0f} days ago",
-                missing="has never bought",
-            ),
-            Feature(
-                "purchase_span_days",
-                "float",
-                "Days between the first and the last purchase (null: never bought)",
-                f"(CAST({d.epoch_us('agg.last_purchase_ts')} - {d.epoch_us('agg.first_purchase_ts')}"
-                " AS DOUBLE) / 86400000000)",
-                "bought over {value:.0f} days",
-                missing="has never bought",
-            ),
-            Feature(
-                "recency_over_purchase_gap",
-                "float",
-                "Days since the last purchase over the mean gap between purchases (null: under 2 purchases)",
-                f"CASE WHEN agg.purchases_total > 1 THEN {days('agg.last_purchase_ts', as_of)}"
-                f" / ((CAST({d.epoch_us('agg.last_purchase_ts')} - {d.epoch_us('agg.first_purchase_ts')}"
-                " AS DOUBLE) / 86400000000) / (agg.purchases_total - 1) + 1) END",
-                "overdue: {value:.1f} times the usual gap since the last purchase",
-                missing="fewer than two purchases",
-            ),
-        ),
-        WINDOWS,
+def _days_since(column: str) -> Sql:
+    """Days from the timestamp ``column`` to the as-of date."""
+
+    def sql(as_of: datetime, d: Dialect) -> str:
+        return d.days_before(column, as_of)
+
+    return sql
+
+
+def _purchase_span(_: datetime, d: Dialect) -> str:
+    return d.days_between("agg.first_purchase_ts", "agg.last_purchase_ts")
+
+
+def _recency_over_purchase_gap(as_of: datetime, d: Dialect) -> str:
+    return (
+        f"CASE WHEN agg.purchases_total > 1 THEN {d.days_before('agg.last_purchase_ts', as_of)}"
+        f" / ({_purchase_span(as_of, d)} / (agg.purchases_total - 1) + 1) END"
     )
-    weighted_engagement = tuple(
+
+
+def _age(as_of: datetime, _: Dialect) -> str:
+    return f"CAST({as_of.year} - c.birth_year AS DOUBLE)"
+
+
+def _age_band(as_of: datetime, _: Dialect) -> str:
+    bands = " ".join(f"WHEN {as_of.year} - c.birth_year <= {top} THEN '{band}'" for top, band in AGE_BANDS)
+    return f"CASE WHEN c.birth_year IS NULL THEN 'unknown' {bands} ELSE '{OLDEST_BAND}' END"
+
+
+def _tenure(as_of: datetime, d: Dialect) -> str:
+    return f"greatest({d.days_before('coalesce(c.signup_ts, agg.first_event_ts)', as_of)}, 0.0)"
+
+
+def _words(category: str) -> str:
+    return category.replace("_", " ")
+
+
+def _count_feature(name: str, description: str, phrase: str, window: int) -> Feature:
+    """An event count read from ``agg`` (0 for a customer without such events)."""
+    return Feature(name, "int", description, f"coalesce(agg.{name}, 0)", phrase, window)
+
+
+# -- the families -------------------------------------------------------------------------------
+
+
+def _rfm_window(w: int) -> tuple[Feature, Feature]:
+    return (
+        _count_feature(
+            f"purchases_{w}d",
+            f"Purchases in the last {w} days",
+            f"{{value:.0f}} purchases in the last {w} days",
+            w,
+        ),
+        Feature(
+            f"net_revenue_{w}d",
+            "float",
+            f"Revenue of purchases minus refunds of returns in the last {w} days",
+            f"coalesce(agg.net_revenue_{w}d, 0.0)",
+            f"spent {{value:,.0f}} in the last {w} days",
+            w,
+        ),
+    )
+
+
+RFM = FeatureFamily(
+    "rfm",
+    1,
+    "Recency, frequency and monetary value of purchases over 7/30/90/365 days.",
+    tuple(f for w in WINDOWS for f in _rfm_window(w))
+    + (
+        Feature(
+            "purchases_total",
+            "int",
+            "Purchases ever, before the as-of date",
+            "coalesce(agg.purchases_total, 0)",
+            "{value:.0f} purchases in total",
+        ),
+        Feature(
+            "days_since_last_purchase",
+            "float",
+            "Days since the last purchase (null: never bought)",
+            _days_since("agg.last_purchase_ts"),
+            "last purchase {value:.0f} days ago",
+            missing="has never bought",
+        ),
+        Feature(
+            "customer_value",
+            "float",
+            "Customer value: net revenue of the last 365 days (the revenue at stake)",
+            "greatest(coalesce(agg.net_revenue_365d, 0.0), 0.0)",
+            "worth {value:,.0f} a year",
+        ),
+        # the inputs of buy-till-you-die models (BG/NBD: frequency, recency t_x, age T), which
+        # keep their meaning whatever the length of the history before the as-of date
+        Feature(
+            "days_since_first_purchase",
+            "float",
+            "Days since the first purchase (null: never bought)",
+            _days_since("agg.first_purchase_ts"),
+            "first purchase {value:.0f} days ago",
+            missing="has never bought",
+        ),
+        Feature(
+            "purchase_span_days",
+            "float",
+            "Days between the first and the last purchase (null: never bought)",
+            _purchase_span,
+            "bought over {value:.0f} days",
+            missing="has never bought",
+        ),
+        Feature(
+            "recency_over_purchase_gap",
+            "float",
+            "Days since the last purchase over the mean gap between purchases (null: under 2 purchases)",
+            _recency_over_purchase_gap,
+            "overdue: {value:.1f} times the usual gap since the last purchase",
+            missing="fewer than two purchases",
+        ),
+    ),
+    WINDOWS,
+)
+
+ENGAGEMENT = FeatureFamily(
+    "engagement",
+    2,  # v2: exponentially weighted levels of activity
+    "App opens, views, carts and community posts, the trend of the last 30 days against the"
+    " 60 before, and exponentially weighted levels of activity.",
+    tuple(
         Feature(
             f"engaged_weighted_{tau}d",
             "float",
@@ -277,310 +386,294 @@ def families(as_of: datetime, d: Dialect = DUCKDB) -> tuple[FeatureFamily, ...]:
         )
         for tau in (30, 60, 120)
     )
-    engagement = FeatureFamily(
-        "engagement",
-        2,  # v2: exponentially weighted levels of activity
-        "App opens, views, carts and community posts, the trend of the last 30 days against the"
-        " 60 before, and exponentially weighted levels of activity.",
-        weighted_engagement
-        + (
-            Feature(
-                "app_opens_30d",
-                "int",
-                "App opens in the last 30 days",
-                "coalesce(agg.app_opens_30d, 0)",
-                "{value:.0f} app opens in the last 30 days",
-                30,
-            ),  # fmt: skip
-            Feature(
-                "app_opens_90d",
-                "int",
-                "App opens in the last 90 days",
-                "coalesce(agg.app_opens_90d, 0)",
-                "{value:.0f} app opens in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "views_30d",
-                "int",
-                "Product views in the last 30 days",
-                "coalesce(agg.views_30d, 0)",
-                "{value:.0f} product views in the last 30 days",
-                30,
-            ),  # fmt: skip
-            Feature(
-                "views_90d",
-                "int",
-                "Product views in the last 90 days",
-                "coalesce(agg.views_90d, 0)",
-                "{value:.0f} product views in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "carts_90d",
-                "int",
-                "Add-to-carts in the last 90 days",
-                "coalesce(agg.carts_90d, 0)",
-                "{value:.0f} add-to-carts in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "community_posts_90d",
-                "int",
-                "Community posts in the last 90 days",
-                "coalesce(agg.community_posts_90d, 0)",
-                "{value:.0f} community posts in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "engagement_trend",
-                "float",
-                "Engaged events of the last 30 days over the monthly mean of the 60 days before "
-                "(1 = steady, below 1 = falling)",
-                "(CAST(coalesce(agg.engaged_30d, 0) AS DOUBLE) + 1)"
-                " / (CAST(coalesce(agg.engaged_prev_60d, 0) AS DOUBLE) / 2 + 1)",
-                "engagement at {value:.0%} of its previous level",
-                90,
-            ),
-            Feature(
-                "days_since_last_event",
-                "float",
-                "Days since any event (null: no event yet)",
-                days("agg.last_event_ts", as_of),
-                "no activity for {value:.0f} days",
-                missing="no activity yet",
-            ),
+    + (
+        _count_feature(
+            "app_opens_30d", "App opens in the last 30 days", "{value:.0f} app opens in the last 30 days", 30
         ),
-        (30, 60, 90, 120),
+        _count_feature(
+            "app_opens_90d", "App opens in the last 90 days", "{value:.0f} app opens in the last 90 days", 90
+        ),
+        _count_feature(
+            "views_30d",
+            "Product views in the last 30 days",
+            "{value:.0f} product views in the last 30 days",
+            30,
+        ),
+        _count_feature(
+            "views_90d",
+            "Product views in the last 90 days",
+            "{value:.0f} product views in the last 90 days",
+            90,
+        ),
+        _count_feature(
+            "carts_90d",
+            "Add-to-carts in the last 90 days",
+            "{value:.0f} add-to-carts in the last 90 days",
+            90,
+        ),
+        _count_feature(
+            "community_posts_90d",
+            "Community posts in the last 90 days",
+            "{value:.0f} community posts in the last 90 days",
+            90,
+        ),
+        Feature(
+            "engagement_trend",
+            "float",
+            "Engaged events of the last 30 days over the monthly mean of the 60 days before "
+            "(1 = steady, below 1 = falling)",
+            "(CAST(coalesce(agg.engaged_30d, 0) AS DOUBLE) + 1)"
+            " / (CAST(coalesce(agg.engaged_prev_60d, 0) AS DOUBLE) / 2 + 1)",
+            "engagement at {value:.0%} of its previous level",
+            90,
+        ),
+        Feature(
+            "days_since_last_event",
+            "float",
+            "Days since any event (null: no event yet)",
+            _days_since("agg.last_event_ts"),
+            "no activity for {value:.0f} days",
+            missing="no activity yet",
+        ),
+    ),
+    (30, 60, 90, 120),
+)
+
+ECOSYSTEM_FAMILY = FeatureFamily(
+    "ecosystem",
+    2,  # v2: depth counts the brand's ecosystem categories only (v1 counted any category)
+    "Category mix of purchases and ecosystem depth (distinct ecosystem categories owned).",
+    (
+        Feature(
+            "ecosystem_depth",
+            "int",
+            "Distinct ecosystem categories bought (" + ", ".join(_words(c) for c in ECOSYSTEM) + ")",
+            "(" + " + ".join(f"coalesce(own.owns_{cat}, 0)" for cat in ECOSYSTEM) + ")",
+            "owns {value:.0f} product categories",
+        ),
+        Feature(
+            "phone_share",
+            "float",
+            "Share of purchases that were phones",
+            _share("coalesce(own.phone_purchases, 0)", "coalesce(own.item_purchases, 0)"),
+            "{value:.0%} of purchases were phones",
+        ),
     )
-    own_cols = tuple(
+    + tuple(
         Feature(
             f"owns_{cat}",
             "int",
-            f"Has bought a {cat.replace('_', ' ')} product",
+            f"Has bought a {_words(cat)} product",
             f"coalesce(own.owns_{cat}, 0)",
-            f"owns a {cat.replace('_', ' ')} device" if cat != "accessory" else "owns accessories",
+            f"owns a {_words(cat)} device" if cat != "accessory" else "owns accessories",
         )
         for cat in ECOSYSTEM
-    )
-    ecosystem = FeatureFamily(
-        "ecosystem",
-        2,  # v2: depth counts the brand's ecosystem categories only (v1 counted any category)
-        "Category mix of purchases and ecosystem depth (distinct ecosystem categories owned).",
-        (
-            Feature(
-                "ecosystem_depth",
-                "int",
-                "Distinct ecosystem categories bought ("
-                + ", ".join(c.replace("_", " ") for c in ECOSYSTEM)
-                + ")",
-                "(" + " + ".join(f"coalesce(own.owns_{cat}, 0)" for cat in ECOSYSTEM) + ")",
-                "owns {value:.0f} product categories",
-            ),
-            Feature(
-                "phone_share",
-                "float",
-                "Share of purchases that were phones",
-                _share("coalesce(own.phone_purchases, 0)", "coalesce(own.item_purchases, 0)"),
-                "{value:.0%} of purchases were phones",
-            ),
+    ),
+)
+
+PHONE_AGE = FeatureFamily(
+    "phone_age",
+    1,
+    "Age of the customer's phone: days since the last phone purchase.",
+    (
+        Feature(
+            "phone_age_days",
+            "float",
+            "Days since the last phone purchase (null: no phone bought)",
+            _days_since("own.last_phone_ts"),
+            "phone is {months:.0f} months old",
+            missing="has no phone from us",
+        ),
+    ),
+)
+
+SERVICE = FeatureFamily(
+    "service",
+    1,
+    "After-sales service: tickets and returns.",
+    (
+        _count_feature(
+            "service_tickets_90d",
+            "Service tickets in the last 90 days",
+            "{value:.0f} service tickets in the last 90 days",
+            90,
+        ),
+        _count_feature(
+            "service_tickets_365d",
+            "Service tickets in the last 365 days",
+            "{value:.0f} service tickets in the last year",
+            365,
+        ),
+        _count_feature(
+            "returns_365d", "Returns in the last 365 days", "{value:.0f} returns in the last year", 365
+        ),
+        Feature(
+            "return_rate_365d",
+            "float",
+            "Returns per purchase in the last 365 days",
+            _share("coalesce(agg.returns_365d, 0)", "coalesce(agg.purchases_365d, 0)"),
+            "returned {value:.0%} of purchases",
+            365,
+        ),
+    ),
+    (90, 365),
+)
+
+LOYALTY = FeatureFamily(
+    "loyalty",
+    1,
+    "Member tier, points and coupons.",
+    (
+        Feature(
+            "member_tier",
+            "str",
+            "Member tier",
+            f"coalesce(c.member_tier, '{UNKNOWN_TIER}')",
+            "{value} member",
+        ),
+        Feature(
+            "tier_rank",
+            "int",
+            f"Member tier as a rank ({LOWEST_TIER} 0 .. {HIGHEST_TIER} {TIER_RANK[HIGHEST_TIER]})",
+            "CASE c.member_tier "
+            + " ".join(f"WHEN '{t}' THEN {r}" for t, r in TIER_RANK.items())
+            + " ELSE 0 END",
+            "tier rank {value:.0f}",
+        ),
+        Feature(
+            "points_balance",
+            "float",
+            "Points balance",
+            "coalesce(c.points_balance, 0.0)",
+            "{value:,.0f} loyalty points",
+        ),
+        _count_feature(
+            "coupons_365d",
+            "Coupons redeemed in the last 365 days",
+            "{value:.0f} coupons redeemed in the last year",
+            365,
+        ),
+    ),
+    (365,),
+)
+
+CHANNEL_MIX = FeatureFamily(
+    "channel_mix",
+    1,
+    "Share of the last year's events per channel.",
+    tuple(
+        Feature(
+            f"channel_share_{ch}",
+            "float",
+            f"Share of the last 365 days' events in the {_words(ch)} channel",
+            _share(f"coalesce(agg.channel_{ch}_365d, 0)", CHANNEL_EVENTS_365D),
+            f"{{value:.0%}} of activity in the {_words(ch)} channel",
+            365,
         )
-        + own_cols,
-    )
-    phone = FeatureFamily(
-        "phone_age",
-        1,
-        "Age of the customer's phone: days since the last phone purchase.",
-        (
-            Feature(
-                "phone_age_days",
-                "float",
-                "Days since the last phone purchase (null: no phone bought)",
-                days("own.last_phone_ts", as_of),
-                "phone is {months:.0f} months old",
-                missing="has no phone from us",
-            ),
+        for ch in CHANNELS
+    ),
+    (365,),
+)
+
+CAMPAIGN_RESPONSE = FeatureFamily(
+    "campaign_response",
+    1,
+    f"Push opens, and opens per push assuming {PUSHES_PER_WEEK} push a week.",
+    (
+        _count_feature(
+            "push_opens_90d",
+            "Push notifications opened in the last 90 days",
+            "opened {value:.0f} pushes in the last 90 days",
+            90,
         ),
-    )
-    service = FeatureFamily(
-        "service",
-        1,
-        "After-sales service: tickets and returns.",
-        (
-            Feature(
-                "service_tickets_90d",
-                "int",
-                "Service tickets in the last 90 days",
-                "coalesce(agg.service_tickets_90d, 0)",
-                "{value:.0f} service tickets in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "service_tickets_365d",
-                "int",
-                "Service tickets in the last 365 days",
-                "coalesce(agg.service_tickets_365d, 0)",
-                "{value:.0f} service tickets in the last year",
-                365,
-            ),  # fmt: skip
-            Feature(
-                "returns_365d",
-                "int",
-                "Returns in the last 365 days",
-                "coalesce(agg.returns_365d, 0)",
-                "{value:.0f} returns in the last year",
-                365,
-            ),  # fmt: skip
-            Feature(
-                "return_rate_365d",
-                "float",
-                "Returns per purchase in the last 365 days",
-                _share("coalesce(agg.returns_365d, 0)", "coalesce(agg.purchases_365d, 0)"),
-                "returned {value:.0%} of purchases",
-                365,
-            ),
+        Feature(
+            "push_open_rate_90d",
+            "float",
+            "Push opens per push sent in the last 90 days",
+            f"CAST(coalesce(agg.push_opens_90d, 0) AS DOUBLE) / ({PUSHES_PER_WEEK} * CAST(90 AS DOUBLE) / 7)",
+            "opens {value:.0%} of pushes",
+            90,
         ),
-        (90, 365),
-    )
-    loyalty = FeatureFamily(
-        "loyalty",
-        1,
-        "Member tier, points and coupons.",
-        (
-            Feature(
-                "member_tier", "str", "Member tier", "coalesce(c.member_tier, 'unknown')", "{value} member"
-            ),  # fmt: skip
-            Feature(
-                "tier_rank",
-                "int",
-                "Member tier as a rank (standard 0 .. platinum 3)",
-                "CASE c.member_tier "
-                + " ".join(f"WHEN '{t}' THEN {r}" for t, r in TIER_RANK.items())
-                + " ELSE 0 END",
-                "tier rank {value:.0f}",
-            ),
-            Feature(
-                "points_balance",
-                "float",
-                "Points balance",
-                "coalesce(c.points_balance, 0.0)",
-                "{value:,.0f} loyalty points",
-            ),  # fmt: skip
-            Feature(
-                "coupons_365d",
-                "int",
-                "Coupons redeemed in the last 365 days",
-                "coalesce(agg.coupons_365d, 0)",
-                "{value:.0f} coupons redeemed in the last year",
-                365,
-            ),  # fmt: skip
+    ),
+    (90,),
+)
+
+PROFILE = FeatureFamily(
+    "profile",
+    1,
+    "Age, age band, gender, region and tenure.",
+    (
+        Feature(
+            "age",
+            "float",
+            "Age in years at the as-of date",
+            _age,
+            "{value:.0f} years old",
+            missing="age unknown",
         ),
-        (365,),
-    )
-    channel = FeatureFamily(
-        "channel_mix",
-        1,
-        "Share of the last year's events per channel.",
-        tuple(
-            Feature(
-                f"channel_share_{ch}",
-                "float",
-                f"Share of the last 365 days' events in the {ch.replace('_', ' ')} channel",
-                _share(f"coalesce(agg.channel_{ch}_365d, 0)", CHANNEL_EVENTS_365D),
-                f"{{value:.0%}} of activity in the {ch.replace('_', ' ')} channel",
-                365,
-            )
-            for ch in CHANNELS
+        Feature(
+            "age_band",
+            "str",
+            "Age band (" + ", ".join(band for _, band in AGE_BANDS) + f", {OLDEST_BAND})",
+            _age_band,
+            "aged {value}",
         ),
-        (365,),
-    )
-    campaign = FeatureFamily(
-        "campaign_response",
-        1,
-        f"Push opens, and opens per push assuming {PUSHES_PER_WEEK} push a week.",
-        (
-            Feature(
-                "push_opens_90d",
-                "int",
-                "Push notifications opened in the last 90 days",
-                "coalesce(agg.push_opens_90d, 0)",
-                "opened {value:.0f} pushes in the last 90 days",
-                90,
-            ),  # fmt: skip
-            Feature(
-                "push_open_rate_90d",
-                "float",
-                "Push opens per push sent in the last 90 days",
-                f"CAST(coalesce(agg.push_opens_90d, 0) AS DOUBLE)"
-                f" / ({PUSHES_PER_WEEK} * CAST(90 AS DOUBLE) / 7)",
-                "opens {value:.0%} of pushes",
-                90,
-            ),
+        Feature("gender", "str", "Gender", "coalesce(c.gender, 'unknown')", "gender {value}"),
+        Feature("region", "str", "Region", "coalesce(c.region, 'unknown')", "lives in the {value} region"),
+        Feature(
+            "tenure_days",
+            "float",
+            "Days since sign-up (or the first event when the sign-up date is unknown)",
+            _tenure,
+            "customer for {years:.1f} years",
         ),
-        (90,),
-    )
-    profile = FeatureFamily(
-        "profile",
-        1,
-        "Age, age band, gender, region and tenure.",
-        (
-            Feature(
-                "age",
-                "float",
-                "Age in years at the as-of date",
-                f"CAST({as_of.year} - c.birth_year AS DOUBLE)",
-                "{value:.0f} years old",
-                missing="age unknown",
-            ),
-            Feature(
-                "age_band",
-                "str",
-                "Age band (18-25, 26-35, 36-45, 46-55, 56+)",
-                f"CASE WHEN c.birth_year IS NULL THEN 'unknown' "
-                f"WHEN {as_of.year} - c.birth_year <= 25 THEN '18-25' "
-                f"WHEN {as_of.year} - c.birth_year <= 35 THEN '26-35' "
-                f"WHEN {as_of.year} - c.birth_year <= 45 THEN '36-45' "
-                f"WHEN {as_of.year} - c.birth_year <= 55 THEN '46-55' ELSE '56+' END",
-                "aged {value}",
-            ),
-            Feature("gender", "str", "Gender", "coalesce(c.gender, 'unknown')", "gender {value}"),
-            Feature(
-                "region", "str", "Region", "coalesce(c.region, 'unknown')", "lives in the {value} region"
-            ),  # fmt: skip
-            Feature(
-                "tenure_days",
-                "float",
-                "Days since sign-up (or the first event when the sign-up date is unknown)",
-                f"greatest({days('coalesce(c.signup_ts, agg.first_event_ts)', as_of)}, 0.0)",
-                "customer for {years:.1f} years",
-            ),
-        ),
-    )
-    return (rfm, engagement, ecosystem, phone, service, loyalty, channel, campaign, profile)
+    ),
+)
+
+FAMILIES: tuple[FeatureFamily, ...] = (
+    RFM,
+    ENGAGEMENT,
+    ECOSYSTEM_FAMILY,
+    PHONE_AGE,
+    SERVICE,
+    LOYALTY,
+    CHANNEL_MIX,
+    CAMPAIGN_RESPONSE,
+    PROFILE,
+)
+
+
+# -- readers of the declarations ------------------------------------------------------------------
+
+
+def select_sql(as_of: datetime, dialect: Dialect = DUCKDB) -> str:
+    """Every family's typed columns of the snapshot's final SELECT, in declaration order."""
+    return ",\n  ".join(fam.select_sql(as_of, dialect) for fam in FAMILIES)
 
 
 def feature_set_version() -> str:
     """The version of the whole set: its major version and a digest of every declaration.
 
-    The digest covers family names and versions and each feature's name, type and SQL, so any
-    change to a definition gives a new version (a model records the version it was trained on).
+    The digest covers family names and versions and each feature's name, type and SQL (rendered
+    at :data:`DIGEST_AS_OF` in DuckDB's dialect), so any change to a definition gives a new
+    version (a model records the version it was trained on).
     """
     h = hashlib.sha256()
-    for fam in families(datetime(2000, 1, 1)):
+    for fam in FAMILIES:
         h.update(f"{fam.name}:{fam.version}\n".encode())
         for f in fam.features:
-            h.update(f"{f.name}|{f.dtype}|{f.sql}\n".encode())
+            h.update(f"{f.name}|{f.dtype}|{f.render(DIGEST_AS_OF, DUCKDB)}\n".encode())
     return f"{FEATURE_SET_MAJOR}.{h.hexdigest()[:8]}"
 
 
-def all_features(as_of: datetime | None = None) -> dict[str, tuple[FeatureFamily, Feature]]:
+def all_features() -> dict[str, tuple[FeatureFamily, Feature]]:
     """Every feature by name, with its family."""
-    fams = families(as_of or datetime(2000, 1, 1))
-    return {f.name: (fam, f) for fam in fams for f in fam.features}
+    return {f.name: (fam, f) for fam in FAMILIES for f in fam.features}
 
 
 def categorical_features() -> list[str]:
-    return [name for name, (_, f) in all_features().items() if f.dtype == "str"]
+    """The names of the string-valued features (the model treats them as categories)."""
+    return [f.name for fam in FAMILIES for f in fam.features if f.dtype == "str"]
 
 
 def reference_markdown() -> str:
@@ -601,7 +694,7 @@ def reference_markdown() -> str:
         "Build snapshots with `crm features build --data DIR --as-of DATE[,DATE...] --out DIR`.",
         "",
     ]
-    for fam in families(datetime(2000, 1, 1)):
+    for fam in FAMILIES:
         lines += [f"## {fam.name} (v{fam.version})", "", fam.description, ""]
         lines += ["| feature | type | meaning |", "|---|---|---|"]
         lines += [f"| `{f.name}` | {f.dtype} | {f.description} |" for f in fam.features]

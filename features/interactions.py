@@ -1,6 +1,6 @@
 """Interaction sets for the recommender: weighted (customer, item, ts) rows and their splits.
 
-Evaluation protocol (DESIGN.md section 5): the test set holds the purchases a model must predict;
+Evaluation protocol: the test set holds the purchases a model must predict;
 each customer's already-owned items (bought before the split, or in the training part of a random
 split) are excluded from ranking, since a cross-sell push never offers what the customer owns.
 """
@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserError
-from features.snapshot import as_datetime
+from features.query import as_datetime
+from features.vocab import SPLITS as SPLITS  # re-exported: training reads the splits here
 
 # How much an event says about interest in an item; returns and events without items carry none.
 EVENT_WEIGHTS = {"purchase": 1.0, "add_to_cart": 0.4, "view": 0.1}
-SPLITS = ("time", "random-per-user")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Churn labels and stacked churn training sets (DESIGN.md section 5).
+"""Churn labels and stacked churn training sets.
 
 For an as-of date ``t``: the population is the customers active in ``[t - lookback, t)``
 (``population="active"``) or every customer known before ``t`` (``"all"``); a customer is
@@ -15,12 +15,13 @@ import pandas as pd
 
 from features.errors import UserError
 from features.families import DUCKDB
-from features.snapshot import as_datetime, build_snapshot, data_end
-
-POPULATIONS = ("active", "all")
+from features.query import as_datetime
+from features.snapshot import build_snapshot, data_end
+from features.vocab import POPULATIONS, Population
 
 
 def label_window_end(as_of: date | datetime | str, horizon_days: int) -> datetime:
+    """The end of the label window: ``horizon_days`` after the as-of date."""
     return as_datetime(as_of) + timedelta(days=horizon_days)
 
 
@@ -42,11 +43,11 @@ def churn_labels(
     as_of: date | datetime | str,
     horizon_days: int = 90,
     lookback_days: int = 365,
-    population: str = "active",
+    population: Population = "active",
 ) -> pd.DataFrame:
     """``customer_id, churned`` (0/1) for the population at ``as_of``."""
     if population not in POPULATIONS:
-        raise UserError(f"Unknown population {population!r}: expected active or all.")
+        raise UserError(f"Unknown population {population!r}: expected {' or '.join(POPULATIONS)}.")
     if horizon_days <= 0 or lookback_days <= 0:
         raise UserError("horizon_days and lookback_days must be positive numbers of days.")
     t = as_datetime(as_of)
@@ -78,7 +79,7 @@ def churn_training_set(
     as_of_dates: list[date | datetime | str],
     horizon_days: int = 90,
     lookback_days: int = 365,
-    population: str = "active",
+    population: Population = "active",
 ) -> pd.DataFrame:
     """Snapshot plus label for each as-of date, stacked (columns: snapshot, ``as_of``, ``churned``)."""
     parts = []

@@ -22,7 +22,8 @@ import pandas as pd
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
 from features.families import DUCKDB, FEATURE_SET_NAME, feature_set_version
-from features.snapshot import as_datetime, build_snapshot, data_end
+from features.query import as_datetime
+from features.snapshot import build_snapshot, data_end
 
 RECENT_ITEMS = 10
 POPULARITY_DAYS = 90
@@ -43,36 +44,9 @@ def build_online_snapshot(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    ts, pop_start = DUCKDB.ts(t), DUCKDB.ts(t - timedelta(days=POPULARITY_DAYS))
     build_snapshot(con, t).to_parquet(tmp / "snapshot.parquet", index=False)
-    con.execute(
-        f"""COPY (SELECT customer_id, item_id, max(ts) AS last_ts FROM events
-                  WHERE event_type = 'purchase' AND item_id IS NOT NULL AND ts < {ts}
-                  GROUP BY 1, 2 ORDER BY 1, 3 DESC)
-            TO '{tmp / "owned.parquet"}' (FORMAT parquet)"""
-    )
-    con.execute(
-        f"""COPY (SELECT customer_id, item_id, last_ts, rank FROM (
-                    SELECT customer_id, item_id, last_ts,
-                           row_number() OVER (PARTITION BY customer_id ORDER BY last_ts DESC, item_id) AS rank
-                    FROM read_parquet('{tmp / "owned.parquet"}'))
-                  WHERE rank <= {RECENT_ITEMS} ORDER BY customer_id, rank)
-            TO '{tmp / "recent.parquet"}' (FORMAT parquet)"""
-    )
-    con.execute(
-        f"""COPY (SELECT i.*, coalesce(p.purchases, 0) AS purchases_recent FROM items i
-                  LEFT JOIN (SELECT item_id, count(*) AS purchases FROM events
-                             WHERE event_type = 'purchase' AND ts >= {pop_start} AND ts < {ts}
-                             GROUP BY 1) p ON p.item_id = i.item_id
-                  ORDER BY i.item_id)
-            TO '{tmp / "items.parquet"}' (FORMAT parquet)"""
-    )
-    con.execute(
-        f"""COPY (SELECT item_id, count(*) AS purchases FROM events
-                  WHERE event_type = 'purchase' AND item_id IS NOT NULL AND ts >= {pop_start} AND ts < {ts}
-                  GROUP BY 1 ORDER BY 2 DESC, 1)
-            TO '{tmp / "popularity.parquet"}' (FORMAT parquet)"""
-    )
+    for name, query in _lookups_sql(t, tmp).items():  # in order: recent reads owned
+        con.execute(f"COPY ({query}) TO '{tmp / name}' (FORMAT parquet)")
     manifest = {
         "feature_set": FEATURE_SET_NAME,
         "version": feature_set_version(),
@@ -84,6 +58,29 @@ def build_online_snapshot(
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def _lookups_sql(t: datetime, folder: Path) -> dict[str, str]:
+    """The query of each lookup file as of ``t``; ``recent`` reads ``owned`` from ``folder``."""
+    ts, pop_start = DUCKDB.ts(t), DUCKDB.ts(t - timedelta(days=POPULARITY_DAYS))
+    return {
+        "owned.parquet": f"""SELECT customer_id, item_id, max(ts) AS last_ts FROM events
+            WHERE event_type = 'purchase' AND item_id IS NOT NULL AND ts < {ts}
+            GROUP BY 1, 2 ORDER BY 1, 3 DESC""",
+        "recent.parquet": f"""SELECT customer_id, item_id, last_ts, rank FROM (
+              SELECT customer_id, item_id, last_ts,
+                     row_number() OVER (PARTITION BY customer_id ORDER BY last_ts DESC, item_id) AS rank
+              FROM read_parquet('{folder / "owned.parquet"}'))
+            WHERE rank <= {RECENT_ITEMS} ORDER BY customer_id, rank""",
+        "items.parquet": f"""SELECT i.*, coalesce(p.purchases, 0) AS purchases_recent FROM items i
+            LEFT JOIN (SELECT item_id, count(*) AS purchases FROM events
+                       WHERE event_type = 'purchase' AND ts >= {pop_start} AND ts < {ts}
+                       GROUP BY 1) p ON p.item_id = i.item_id
+            ORDER BY i.item_id""",
+        "popularity.parquet": f"""SELECT item_id, count(*) AS purchases FROM events
+            WHERE event_type = 'purchase' AND item_id IS NOT NULL AND ts >= {pop_start} AND ts < {ts}
+            GROUP BY 1 ORDER BY 2 DESC, 1""",
+    }
 
 
 @dataclass

@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserError
-
-DATASETS = ("cdnow", "movielens-100k")
+from features.vocab import DATASETS, Dataset
 
 
 def package_dir(package: str) -> Path:
@@ -70,11 +69,18 @@ def read_movielens_100k() -> dict[str, pd.DataFrame]:
     inter = pd.read_csv(_data_file("recbole", "dataset_example/ml-100k/ml-100k.inter"), sep="\t", dtype=str)
     users = pd.read_csv(folder / "ml-100k.user", sep="\t", dtype=str)
     items = pd.read_csv(folder / "ml-100k.item", sep="\t", dtype=str, quoting=3)
-    inter.columns = [c.split(":")[0] for c in inter.columns]
-    users.columns = [c.split(":")[0] for c in users.columns]
-    items.columns = [c.split(":")[0] for c in items.columns]
+    for frame in (inter, users, items):
+        frame.columns = [c.split(":")[0] for c in frame.columns]  # RecBole names columns "name:type"
+    return {
+        "events": _movielens_events(inter),
+        "customers": _movielens_customers(users),
+        "items": _movielens_items(items),
+    }
 
-    events = pd.DataFrame(
+
+def _movielens_events(inter: pd.DataFrame) -> pd.DataFrame:
+    """Each rating as a purchase of the movie (implicit feedback)."""
+    return pd.DataFrame(
         {
             "customer_id": "U" + inter["user_id"],
             "ts": pd.to_datetime(inter["timestamp"].astype(float).astype("int64"), unit="s").astype(
@@ -87,9 +93,13 @@ def read_movielens_100k() -> dict[str, pd.DataFrame]:
             "channel": pd.Series([None] * len(inter), dtype="string"),
         }
     )
+
+
+def _movielens_items(items: pd.DataFrame) -> pd.DataFrame:
+    """Movies as items: the first genre is the category, the second the subcategory."""
     genres = items["class"].fillna("unknown").str.split(" ")
     year = pd.to_numeric(items["release_year"], errors="coerce")
-    item_table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "item_id": "M" + items["item_id"],
             "category": genres.str[0].str.lower(),
@@ -99,7 +109,11 @@ def read_movielens_100k() -> dict[str, pd.DataFrame]:
             "active": True,
         }
     )
-    customers = pd.DataFrame(
+
+
+def _movielens_customers(users: pd.DataFrame) -> pd.DataFrame:
+    """Users as customers: their age as a birth year in 1998, gender, and a region of the zip code."""
+    return pd.DataFrame(
         {
             "customer_id": "U" + users["user_id"],
             "signup_ts": pd.Series([pd.NaT] * len(users), dtype="datetime64[us]"),
@@ -110,10 +124,9 @@ def read_movielens_100k() -> dict[str, pd.DataFrame]:
             "points_balance": pd.Series([None] * len(users), dtype="float64"),
         }
     )
-    return {"events": events, "customers": customers, "items": item_table}
 
 
-def import_dataset(name: str, out: str | Path) -> dict[str, int]:
+def import_dataset(name: Dataset, out: str | Path) -> dict[str, int]:
     """Write a public data set as contract tables (Parquet) into ``out``; return rows per table."""
     readers = {"cdnow": read_cdnow, "movielens-100k": read_movielens_100k}
     if name not in readers:

@@ -1,6 +1,6 @@
-"""The scale path for features: the same snapshot SQL on Spark (DESIGN.md section 8).
+"""The scale path for features: the same snapshot SQL on Spark.
 
-One set of definitions: :func:`features.snapshot.snapshot_sql` with the Spark dialect runs over
+One set of definitions: :func:`features.query.snapshot_sql` with the Spark dialect runs over
 temporary views ``events``, ``customers`` and ``items`` read from the validated Parquet tables.
 Needs the ``[spark]`` extra (``pip install -e .[spark]``) and Java 17. ``master`` is
 ``local[2]`` on one machine or a cluster URL (``spark://...``, ``yarn``, ``k8s://...``).
@@ -19,7 +19,7 @@ import pandas as pd
 from features.contract import TABLES
 from features.errors import UserError
 from features.families import SPARK
-from features.snapshot import as_datetime, cast_snapshot, snapshot_sql
+from features.query import as_datetime, cast_snapshot, snapshot_sql
 
 SPARK_TYPES = {"VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
                "BOOLEAN": "BOOLEAN"}  # fmt: skip

@@ -44,6 +44,8 @@ ECOSYSTEM = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")  # 
 
 Preset = Literal["tiny", "demo", "large"]
 PRESETS: tuple[str, ...] = get_args(Preset)
+DemoPreset = Literal["tiny", "demo"]  # what `crm demo` runs on (large is for benchmarks)
+DEMO_PRESETS: tuple[str, ...] = get_args(DemoPreset)
 
 Population = Literal["active", "all"]
 POPULATIONS: tuple[str, ...] = get_args(Population)

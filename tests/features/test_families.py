@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 from features.contract import _connect
 from features.families import (
     DUCKDB,
+    FAMILIES,
     SPARK,
     WINDOWS,
     all_features,
     categorical_features,
-    families,
     feature_set_version,
     reference_markdown,
 )
@@ -26,7 +26,7 @@ AS_OF = datetime(2025, 7, 1)
 
 
 def test_every_family_is_declared_with_name_version_description_and_typed_features():
-    fams = families(AS_OF)
+    fams = FAMILIES
     names = [f.name for fam in fams for f in fam.features]
     assert len(names) == len(set(names)), "feature names must be unique across families"
     expected = {"rfm", "engagement", "ecosystem", "phone_age", "service", "loyalty", "channel_mix",
@@ -35,7 +35,7 @@ def test_every_family_is_declared_with_name_version_description_and_typed_featur
     for fam in fams:
         assert fam.version >= 1 and fam.description and fam.features
         for f in fam.features:
-            assert f.dtype in ("int", "float", "str") and f.description and f.phrase and f.sql
+            assert f.dtype in ("int", "float", "str") and f.description and f.phrase and f.render(AS_OF)
             window = re.search(r"_(\d+)d$", f.name)
             if window:  # a name that promises a window declares it, and the family lists it
                 assert f.window_days == int(window.group(1)) and f.window_days in fam.windows
@@ -77,6 +77,17 @@ def test_day_differences_are_fractional_days_before_as_of():
         and "epoch" not in spark
         and spark.count("(") == DUCKDB.days_before("x", AS_OF).count("(")
     )
+
+
+def test_declarations_need_no_date_and_only_the_sql_renders_one():
+    assert all(fam.entity == "customer_id" for fam in FAMILIES)
+    later = datetime(2026, 1, 1)
+    dated = {f.name for fam in FAMILIES for f in fam.features if f.render(AS_OF) != f.render(later)}
+    assert dated == {"days_since_last_purchase", "days_since_first_purchase", "recency_over_purchase_gap",
+                     "days_since_last_event", "phone_age_days", "age", "age_band", "tenure_days"}  # fmt: skip
+    assert "2025" in all_features()["age"][1].render(AS_OF)
+    # the dialect changes the spelling of the day arithmetic only
+    assert all_features()["purchase_span_days"][1].render(AS_OF, SPARK).count("unix_micros(") == 2
 
 
 def test_feature_set_version_is_stable_and_names_its_major():

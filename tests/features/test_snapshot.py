@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from features.contract import open_validated
+from features.errors import UserError
 from features.families import all_features
 from features.snapshot import FeatureBuildConfig, build_snapshot, run, snapshot_sql
 from tests.features.handlog import AS_OF, HAND_EVENTS, write_log
@@ -157,6 +159,25 @@ def test_build_is_deterministic_and_writes_a_manifest(tiny_data: Path, tmp_path:
     assert manifest["as_of"] == ["2025-03-01", "2025-06-01"]
     assert manifest["rows"]["2025-06-01"] == first.snapshots["2025-06-01"][0]
     assert manifest["feature_set"] == "customer_snapshot" and manifest["input_fingerprint"]
+
+
+def test_build_config_takes_dates_datetimes_and_strings(tmp_path: Path):
+    cfg = FeatureBuildConfig(
+        data=tmp_path, out=tmp_path, as_of=["2025-06-01", date(2025, 6, 1), datetime(2025, 6, 1)]
+    )
+    assert cfg.as_of == [datetime(2025, 6, 1)] * 3
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"as_of": ["July 1st"]}, "is not a date: expected YYYY-MM-DD"),
+        ({"engine": "pandas"}, "Unknown engine 'pandas'"),
+    ],
+)
+def test_build_config_bad_input_is_one_sentence(tmp_path: Path, field: dict, message: str):
+    with pytest.raises(UserError, match=message):
+        FeatureBuildConfig(**({"data": tmp_path, "out": tmp_path, "as_of": ["2025-06-01"]} | field))
 
 
 def test_sql_uses_only_functions_spark_also_has():

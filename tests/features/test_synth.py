@@ -74,7 +74,7 @@ def test_every_event_type_and_channel_appears(tiny_data: Path):
 
 
 def test_purchase_category_and_buyer_age_shares_are_calibrated(tiny_data: Path):
-    # DESIGN section 1; the tolerance suits the tiny preset's sample of purchases and buyers
+    # the brand's figures; the tolerance suits the tiny preset's sample of purchases and buyers
     con = open_validated(tiny_data)
     shares = dict(
         con.execute(
