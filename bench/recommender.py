@@ -39,14 +39,14 @@ import numpy as np  # noqa: E402
 
 def bench_training(data: Path, epochs: int) -> dict:
     from features.contract import open_validated
-    from training import recommender
+    from training.recommender import RecommenderTrainConfig, load_split
+    from training.recommender_data import prepare, tower_inputs
     from training.two_tower import TwoTowerConfig, TwoTowerTrainTask, refine_customers
 
     con = open_validated(data)
-    cfg = recommender.RecommenderTrainConfig(data=data)
-    prep = recommender.prepare(con, recommender.load_split(con, cfg))
+    prep = prepare(con, load_split(con, RecommenderTrainConfig(data=data)))
     tt = TwoTowerConfig(epochs=epochs)
-    inputs, _ = recommender.tower_inputs(con, prep, tt)
+    inputs, _ = tower_inputs(con, prep, tt)
     task = TwoTowerTrainTask(inputs, tt)
     start = time.perf_counter()
     losses = task.fit()
@@ -71,7 +71,7 @@ def bench_training(data: Path, epochs: int) -> dict:
 def random_bundle(n_customers: int, n_items: int, seed: int = 0):
     """Random towers of the trained shape with a refinement and a category head (as a time split
     trains); ``towers_only()`` of it is the floor."""
-    from serving.retrieval import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
+    from serving.bundle import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
     from training.two_tower import TwoTowerConfig
 
     cfg = TwoTowerConfig()

@@ -47,7 +47,9 @@ from features.synth import (  # noqa: E402
     true_items,
 )
 from features.synth import run as synth  # noqa: E402
-from training.recommender import Prepared, RecommenderTrainConfig, evaluate_scores, load_split, prepare  # noqa: E402
+from training.recommender import RecommenderTrainConfig, load_split  # noqa: E402
+from training.recommender_data import Prepared, prepare  # noqa: E402
+from training.recommender_eval import evaluate_scores  # noqa: E402
 
 BASELINES = ("popularity", "cooccurrence", "als")
 

@@ -1,6 +1,6 @@
 """Serving latency and throughput on loopback, against a no-op floor measured in the same run.
 
-    python bench/serving.py [--data DIR] [--work DIR] [--rates 50,100,200,400] [--seconds 8]
+    python -m bench.serving [--data DIR] [--work DIR] [--rates 50,100,200,400] [--seconds 8]
                             [--out FILE.json]
 
 Servers, each started as its own process and measured in turn:
@@ -39,11 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and this file's name would shadow
-# the `serving` package: drop the folder so the package is found.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -356,19 +352,14 @@ def crm_server(name: str, store_env: dict, fast_lane: bool) -> Server:
 
 def prepare_models(data: Path, work: Path, preset: str) -> dict:
     """Champion churn and recommender models and the online snapshot in a private store."""
-    from crm import settings
-
-    store = work / "store"
-    env = {
-        **settings.store_env(store),
-        "CRM_ONLINE_SNAPSHOT": str(work / "online"),
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
-    os.environ.update(env)
     from features.online import build_online_snapshot
-    from serving.service import resolve_model_uri
+    from features.store import Store
+    from serving.registry import resolve_model_uri
 
-    info = {"data": str(data), "preset": preset, "store": str(store)}
+    store = Store.at(work / "store")
+    env = {**store.env(), "CRM_ONLINE_SNAPSHOT": str(work / "online"), "GIT_PYTHON_REFRESH": "quiet"}
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # MLflow logs models in this process too
+    info = {"data": str(data), "preset": preset, "store": str(store.dir)}
     if not (data / "events").exists() and not (data / "events.parquet").exists():
         from features.synth import SynthConfig
         from features.synth import run as synth
@@ -379,42 +370,24 @@ def prepare_models(data: Path, work: Path, preset: str) -> dict:
         print("building the online snapshot", file=sys.stderr)
         build_online_snapshot(data, work / "online")
     try:
-        resolve_model_uri("models:/churn@champion", env["MLFLOW_TRACKING_URI"])
+        resolve_model_uri("models:/churn@champion", store.tracking)
     except Exception:
         print("fitting the churn model", file=sys.stderr)
-        _fit_churn(data)
+        from training.churn import ChurnParams, train_fixed
+
+        train_fixed(data, store, "bench-serving", ChurnParams(max_rounds=200, early_stopping=20))
     try:
-        resolve_model_uri("models:/recommender@champion", env["MLFLOW_TRACKING_URI"])
+        resolve_model_uri("models:/recommender@champion", store.tracking)
     except Exception:
         print("training the two-tower recommender (1 epoch)", file=sys.stderr)
         from training.recommender import RecommenderTrainConfig
         from training.recommender import run as train_recommender
         from training.registry import promote
 
-        train_recommender(RecommenderTrainConfig(data=data, epochs=1, baselines=False, register_model=True))
-        promote("recommender", force=True)
+        cfg = RecommenderTrainConfig(data=data, epochs=1, baselines=False, register_model=True, store=store)
+        train_recommender(cfg)
+        promote("recommender", force=True, store=store)
     return env | {"info": info}
-
-
-def _fit_churn(data: Path) -> None:
-    import mlflow
-    from features.contract import open_validated
-    from features.labels import churn_training_set
-    from training.churn import ChurnParams, fit
-    from training.registry import configure_tracking, promote, register_challenger
-
-    frame = churn_training_set(open_validated(data), ["2025-06-01", "2025-08-01"])
-    train, valid = (
-        frame[frame["as_of"] == frame["as_of"].min()],
-        frame[frame["as_of"] == frame["as_of"].max()],
-    )
-    model, _ = fit(ChurnParams(max_rounds=200, early_stopping=20), train, valid)
-    configure_tracking()
-    mlflow.set_experiment("bench-serving")
-    with mlflow.start_run():
-        uri = mlflow.pyfunc.log_model(name="model", python_model=model).model_uri
-    register_challenger(uri, "churn", "bench-serving", "roc_auc", 0.5)
-    promote("churn", force=True)
 
 
 # ---------------------------------------------------------------------------------------------

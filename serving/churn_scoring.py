@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.errors import UserError
 from features.families import all_features
+from features.vocab import CHURN_SORTS
 
 RISK_BANDS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
 # The first reason that matches decides the suggested action.
@@ -124,8 +125,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         credited to the split's feature (path attribution; XGBoost calls it approximate
         contributions). They add up with :meth:`expected_logit` to the raw score exactly and cost
         one leaf look-up per tree. LightGBM's exact TreeSHAP (``pred_contrib``) costs O(leaves x
-        depth^2) per tree: 31 ms a customer on the tuned demo model (600 trees of 111 leaves,
-        depth 17), 26 minutes for the 50,000 customers the service scores when it loads.
+        depth^2) per tree, too slow for a tuned model's deep trees over every customer the service
+        scores when it loads.
         """
         tables, _ = self._path_tables()
         if len(x) == 0:
@@ -245,7 +246,14 @@ def filter_segment(
     return snapshot[keep]
 
 
-SORTS = ("expected_loss", "probability")
+SORT_KEYS = {"expected_loss": "value_at_risk", "probability": "churn_probability"}
+
+
+def rank(scored: pd.DataFrame, min_probability: float, limit: int, sort: str) -> pd.DataFrame:
+    """The rows of a scored segment that make the churn list, best first (ties by customer id)."""
+    scored = scored[scored["churn_probability"] >= min_probability]
+    key = SORT_KEYS[sort]
+    return scored.sort_values([key, "customer_id"], ascending=[False, True], kind="stable").head(limit)
 
 
 def churn_list(
@@ -263,15 +271,12 @@ def churn_list(
     Probabilities are computed for the whole segment (vectorised); reasons only for the rows that
     make the list.
     """
-    if sort not in SORTS:
-        raise UserError(f"Unknown sort {sort!r}: expected expected_loss or probability.")
+    if sort not in CHURN_SORTS:
+        raise UserError(f"Unknown sort {sort!r}: expected {' or '.join(CHURN_SORTS)}.")
     segment = filter_segment(snapshot, tiers, regions, owns).reset_index(drop=True)
     if segment.empty:
         return model.score(segment.head(0), with_reasons=False).assign(top_reasons=[], suggested_action=[])
-    scored = model.score(segment, with_reasons=False)
-    scored = scored[scored["churn_probability"] >= min_probability]
-    key = "value_at_risk" if sort == "expected_loss" else "churn_probability"
-    top = scored.sort_values([key, "customer_id"], ascending=[False, True], kind="stable").head(limit)
+    top = rank(model.score(segment, with_reasons=False), min_probability, limit, sort)
     rows = segment.loc[top.index]
     reasons = model.reasons(rows)
     top = top.assign(

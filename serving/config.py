@@ -5,7 +5,7 @@
 | ``CRM_CHURN_MODEL_URI`` | ``models:/churn@champion`` | the churn model (MLflow URI) |
 | ``CRM_RECOMMENDER_MODEL_URI`` | ``models:/recommender@champion`` | the recommender (MLflow URI) |
 | ``CRM_ONLINE_SNAPSHOT`` | ``out/demo/online`` | the online snapshot folder (features.online) |
-| ``MLFLOW_TRACKING_URI`` / ``CRM_STORE_DIR`` | the embedded store | where the registry lives (crm.settings) |
+| ``MLFLOW_TRACKING_URI`` / ``CRM_STORE_DIR`` | the embedded store | where the registry lives (``Store``) |
 | ``CRM_API_TOKEN`` | unset (no auth) | bearer token required on every endpoint except health/readiness |
 | ``CRM_RELOAD_POLL_SECONDS`` | ``0`` (off) | check the aliases this often and reload when one moved |
 | ``CRM_MODEL_SOURCE`` | ``mlflow`` | ``bento``: load the models imported into a built Bento instead |
@@ -23,10 +23,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from features.errors import UserError
+from features.store import Store
 
 ENV_PREFIX = "CRM_"
 # Health and readiness probes stay open: orchestrators call them without credentials.
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+DEFAULT_ONLINE_SNAPSHOT = Path("out/demo/online")
 
 
 class ServiceSettings(BaseModel):
@@ -36,7 +38,7 @@ class ServiceSettings(BaseModel):
 
     churn_model_uri: str = "models:/churn@champion"
     recommender_model_uri: str = "models:/recommender@champion"
-    online_snapshot: Path = Path("out/demo/online")
+    online_snapshot: Path = DEFAULT_ONLINE_SNAPSHOT
     tracking_uri: str | None = None
     api_token: SecretStr | None = None
     reload_poll_seconds: float = Field(0.0, ge=0.0)
@@ -46,9 +48,7 @@ class ServiceSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
-        """Build the settings from ``CRM_*`` variables (and ``crm.settings`` for the store)."""
-        from crm import settings as crm_settings
-
+        """Build the settings from ``CRM_*`` variables (and :meth:`Store.from_env` for the registry)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name in ("churn_model_uri", "recommender_model_uri", "api_token", "reload_poll_seconds"):
@@ -61,8 +61,8 @@ class ServiceSettings(BaseModel):
             values["precompute_recommendations"] = env["CRM_PRECOMPUTE_RECOMMENDATIONS"]
         if env.get("CRM_MODEL_SOURCE"):
             values["model_source"] = env["CRM_MODEL_SOURCE"]
-        values["online_snapshot"] = Path(env.get("CRM_ONLINE_SNAPSHOT") or crm_settings.online_snapshot_dir())
-        values["tracking_uri"] = env.get("MLFLOW_TRACKING_URI") or crm_settings.tracking_uri()
+        values["online_snapshot"] = Path(env.get("CRM_ONLINE_SNAPSHOT") or DEFAULT_ONLINE_SNAPSHOT.resolve())
+        values["tracking_uri"] = Store.from_env(env).tracking
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

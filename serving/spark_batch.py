@@ -1,4 +1,4 @@
-"""Batch scoring on Spark with the registered champions (DESIGN.md section 8, scale path).
+"""Batch scoring on Spark with the registered champions (the scale path).
 
 Both models are MLflow pyfuncs, so Spark scores them through ``mlflow.pyfunc.spark_udf``: each
 executor loads the model once and scores its partitions as pandas batches. ``env_manager="local"``

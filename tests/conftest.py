@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from crm import settings
-
 TINY_SEED = 7
 
 
@@ -40,36 +38,48 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("store")
 
 
+@pytest.fixture(scope="session")
+def store(store_dir: Path):
+    """The session's embedded store as the value job configs and registry calls take."""
+    from features.store import Store
+
+    return Store.at(store_dir)
+
+
 @pytest.fixture(autouse=True)
-def _isolated_store(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point every test at the temporary store, never at the repository's mlflow/."""
-    for key, value in settings.store_env(store_dir).items():
+def _isolated_store(store, store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every test at the temporary store, never at the repository's mlflow/: the library
+    takes ``store`` explicitly; the command line and child processes read this environment."""
+    for key, value in store.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRM_WORK_DIR", str(store_dir / "work"))
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
     # set_tracking_uri is process-global in MLflow: undo what a previous test pointed it at
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{store_dir / 'mlflow.db'}")
-    mlflow.set_registry_uri(f"sqlite:///{store_dir / 'mlflow.db'}")
+    mlflow.set_tracking_uri(store.tracking)
+    mlflow.set_registry_uri(store.tracking)
 
 
 @pytest.fixture(scope="session")
-def churn_run(tiny_data: Path, store_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def churn_run(tiny_data: Path, store, tmp_path_factory: pytest.TempPathFactory):
     """A churn model trained on the tiny preset, registered and promoted to champion, once.
 
     Returns the ChurnResult; the metrics JSON is at ``result.extra["metrics_json"]``.
     """
-    from tests.server import env_scope
     from training.churn import ChurnTrainConfig, run
     from training.registry import promote
 
-    with env_scope(settings.store_env(store_dir)):
-        metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
-        cfg = ChurnTrainConfig(
-            data=tiny_data, as_of="2025-10-01", trials=2, register_model=True, metrics_json=metrics_json
-        )
-        result = run(cfg)
-        promote("churn")
-        result.extra["metrics_json"] = metrics_json
+    metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
+    cfg = ChurnTrainConfig(
+        data=tiny_data,
+        as_of="2025-10-01",
+        trials=2,
+        register_model=True,
+        metrics_json=metrics_json,
+        store=store,
+    )
+    result = run(cfg)
+    promote("churn", store=store)
+    result.extra["metrics_json"] = metrics_json
     return result

@@ -4,15 +4,14 @@ Time layout for a holdout as-of date ``T`` and horizon ``h``:
 
 - validation as-of ``V = T - h``: its label window ``[V, T)`` ends where the holdout's begins;
 - training as-of dates ``V - h - k * step`` for ``k = 0..n_train_dates - 1``: every training label
-  window ends by ``V``. With training labels reaching past ``V`` (dates one step apart, as
-  before), a customer's later purchases labelled both folds, the search rewarded models that
-  recognised customers (validation AUC rose with tree size while the holdout fell: 0.834 at 31
-  leaves, 0.831 at 111 on the demo preset) and picked the worst of them. Where the history is
-  too short for that (CDNOW), ``V - k * step`` for ``k = 1..n_train_dates``, overlapping;
+  window ends by ``V``. With training labels reaching past ``V``, a customer's later purchases
+  labelled both folds, and the search rewarded models that recognised customers (validation AUC
+  rose with tree size while the holdout fell) and picked the worst of them. Where the history
+  is too short for that (CDNOW), ``V - k * step`` for ``k = 1..n_train_dates``, overlapping;
 - holdout: snapshot and labels at ``T``. The model never sees an event at or after ``T``.
 
 Optuna tunes on the validation fold (pruned with ``optuna_integration``'s LightGBM callback; the
-study lives in SQLite under the store, so an interrupted search resumes); the final model is
+study lives in the store's Optuna storage, so an interrupted search resumes); the final model is
 calibrated (Platt) on the validation fold and evaluated once on the holdout, beside a recency-only
 score and, for simulated data, the oracle.
 """
@@ -22,8 +21,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,10 +33,17 @@ from sklearn.metrics import roc_auc_score
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
 from features.families import FEATURE_SET_NAME, all_features, categorical_features, feature_set_version
-from features.labels import POPULATIONS, churn_training_set
+from features.labels import churn_training_set
 from features.snapshot import as_datetime
+from features.store import Store
+from features.vocab import Population
 from serving.churn_scoring import Calibration, ChurnModel
 from training.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
 
 # More inactivity or more service problems never lowers the risk (monotone in LightGBM).
 MONOTONE_UP = (
@@ -47,6 +54,7 @@ MONOTONE_UP = (
     "recency_over_purchase_gap",
 )
 MIN_HISTORY_DAYS = 30
+MODEL_NAME = "churn"
 
 
 @dataclass
@@ -65,6 +73,7 @@ class ChurnParams:
     num_threads: int = 2
 
     def lgb(self, features: list[str]) -> dict:
+        """LightGBM's parameters for a model over ``features`` (their monotone constraints)."""
         return {
             "objective": "binary",
             "metric": ["auc", "binary_logloss"],
@@ -93,10 +102,10 @@ class ChurnTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: Path
-    as_of: str
+    as_of: datetime | date | str  # the holdout as-of date
     horizon_days: int = Field(90, gt=0)
     lookback_days: int = Field(365, gt=0)
-    population: str = "active"
+    population: Population = "active"
     trials: int = Field(20, ge=1)
     n_train_dates: int = Field(3, ge=1)
     date_step_days: int = Field(30, gt=0)
@@ -104,10 +113,19 @@ class ChurnTrainConfig(BaseModel):
     metrics_json: Path | None = None
     seed: int = 42
     experiment: str = "churn"
+    store: Store = Field(default_factory=Store)
+
+    def windows(self) -> dict:
+        """The label and population windows: what the training sets and the holdout key share."""
+        return dict(
+            horizon_days=self.horizon_days, lookback_days=self.lookback_days, population=self.population
+        )
 
 
 @dataclass
 class ChurnResult:
+    """Holdout figures, the dates and sizes of the sets, the chosen parameters, the run."""
+
     metrics: dict[str, float]
     as_of_dates: dict[str, list[str]]
     rows: dict[str, int]
@@ -198,17 +216,25 @@ def fit(
 
 
 def tune(cfg: ChurnTrainConfig, train: pd.DataFrame, valid: pd.DataFrame, study_name: str) -> ChurnParams:
-    """Optuna TPE search on validation AUC, pruned, stored in SQLite so it resumes."""
+    """Optuna TPE search on validation AUC, pruned, stored in the store's Optuna storage so it resumes."""
+    study = _study(cfg, study_name)
+    done = len([t for t in study.trials if t.state.is_finished()])
+    remaining = max(0, cfg.trials - done)
+    if remaining:
+        study.optimize(_objective(cfg.seed, train, valid), n_trials=remaining, show_progress_bar=False)
+    best = study.best_trial.params
+    return ChurnParams(**{k: best[k] for k in _SPACE}, seed=cfg.seed)
+
+
+def _study(cfg: ChurnTrainConfig, study_name: str) -> optuna.Study:
+    """The stored study of this holdout (created on first use, with the defaults as its first trial)."""
     import optuna
-    from optuna_integration import LightGBMPruningCallback
 
-    from crm import settings
-
-    settings.store_dir().mkdir(parents=True, exist_ok=True)
+    cfg.store.root.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,
-        storage=settings.optuna_storage(),
+        storage=cfg.store.optuna,
         direction="maximize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
@@ -216,6 +242,12 @@ def tune(cfg: ChurnTrainConfig, train: pd.DataFrame, valid: pd.DataFrame, study_
     )
     if not study.trials:
         study.enqueue_trial({k: v for k, v in asdict(ChurnParams()).items() if k in _SPACE})
+    return study
+
+
+def _objective(seed: int, train: pd.DataFrame, valid: pd.DataFrame) -> Callable[[optuna.Trial], float]:
+    """Validation AUC of the parameters a trial suggests, the rounds kept as a trial attribute."""
+    from optuna_integration import LightGBMPruningCallback
 
     def objective(trial: optuna.Trial) -> float:
         params = ChurnParams(
@@ -225,19 +257,13 @@ def tune(cfg: ChurnTrainConfig, train: pd.DataFrame, valid: pd.DataFrame, study_
             feature_fraction=trial.suggest_float("feature_fraction", 0.5, 1.0),
             bagging_fraction=trial.suggest_float("bagging_fraction", 0.5, 1.0),
             lambda_l2=trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
-            seed=cfg.seed,
+            seed=seed,
         )
         model, rounds = fit(params, train, valid, [LightGBMPruningCallback(trial, "auc", "valid")])
         trial.set_user_attr("rounds", rounds)
-        p = model.probability(valid)
-        return classification_metrics(valid["churned"], p)["roc_auc"]
+        return classification_metrics(valid["churned"], model.probability(valid))["roc_auc"]
 
-    done = len([t for t in study.trials if t.state.is_finished()])
-    remaining = max(0, cfg.trials - done)
-    if remaining:
-        study.optimize(objective, n_trials=remaining, show_progress_bar=False)
-    best = study.best_trial.params
-    return ChurnParams(**{k: best[k] for k in _SPACE}, seed=cfg.seed)
+    return objective
 
 
 _SPACE = (
@@ -261,6 +287,7 @@ def recency_score(frame: pd.DataFrame) -> np.ndarray:
 
 
 def oracle_auc(data: Path, holdout: pd.DataFrame, as_of: datetime, horizon: int) -> float | None:
+    """The AUC of the simulator's true churn scores on the holdout (None without truth/)."""
     if not (Path(data) / "truth").is_dir():
         return None
     from features.synth import oracle_churn_scores
@@ -271,24 +298,38 @@ def oracle_auc(data: Path, holdout: pd.DataFrame, as_of: datetime, horizon: int)
 
 
 def plots(y: np.ndarray, p: np.ndarray, model: ChurnModel) -> dict:
-    """ROC, cumulative gain, calibration and feature importance figures."""
+    """ROC, cumulative gain, calibration and feature importance figures, by file name."""
+    return {
+        "roc.png": _roc_figure(y, p),
+        "gain.png": _gain_figure(y, p),
+        "calibration.png": _calibration_figure(y, p),
+        "feature_importance.png": _importance_figure(model),
+    }
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.calibration import calibration_curve
+
+    return plt
+
+
+def _roc_figure(y: np.ndarray, p: np.ndarray):
     from sklearn.metrics import roc_curve
 
-    figs = {}
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
     fpr, tpr, _ = roc_curve(y, p)
     ax.plot(fpr, tpr, label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="random")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (holdout)")
     ax.legend()
-    figs["roc.png"] = fig
+    return fig
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+
+def _gain_figure(y: np.ndarray, p: np.ndarray):
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
     order = np.argsort(-p)
     gain = np.cumsum(y[order]) / max(1, y.sum())
     share = np.arange(1, len(y) + 1) / len(y)
@@ -296,44 +337,62 @@ def plots(y: np.ndarray, p: np.ndarray, model: ChurnModel) -> dict:
     ax.plot([0, 1], [0, 1], "--", color="grey", label="random")
     ax.set(xlabel="share of customers contacted", ylabel="share of churners reached", title="Cumulative gain")
     ax.legend()
-    figs["gain.png"] = fig
+    return fig
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+
+def _calibration_figure(y: np.ndarray, p: np.ndarray):
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
     frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
     ax.plot(mean, frac, "o-", label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     ax.set(xlabel="predicted probability", ylabel="observed churn rate", title="Calibration (holdout)")
     ax.legend()
-    figs["calibration.png"] = fig
+    return fig
 
-    booster = model.booster()
-    gain_imp = pd.Series(booster.feature_importance("gain"), index=model.features).nlargest(20)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 6))
-    gain_imp.plot.barh(ax=ax, title="Feature importance (gain)")
+
+def _importance_figure(model: ChurnModel):
+    gain = pd.Series(model.booster().feature_importance("gain"), index=model.features).nlargest(20)[::-1]
+    fig, ax = _pyplot().subplots(figsize=(6, 6))
+    gain.plot.barh(ax=ax, title="Feature importance (gain)")
     fig.tight_layout()
-    figs["feature_importance.png"] = fig
-    return figs
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
 # the job
 
 
-def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
-    """Build the training sets, tune, fit, calibrate, evaluate, log to MLflow, optionally register."""
-    from mlflow.models import infer_signature
+@dataclass
+class Folds:
+    """The training, validation and holdout sets of one holdout date, and their as-of dates."""
 
-    import mlflow
-    from training import registry
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    holdout: pd.DataFrame
+    train_dates: list[datetime]
+    valid_date: datetime
+    holdout_date: datetime
 
-    say = progress or (lambda msg: None)
-    start = time.perf_counter()
-    if cfg.population not in POPULATIONS:
-        raise UserError(f"Unknown population {cfg.population!r}: expected active or all.")
-    con = open_validated(cfg.data)
+    def as_of_dates(self) -> dict[str, list[str]]:
+        """The as-of dates of each set as YYYY-MM-DD strings."""
+        return {
+            "train": [f"{d:%Y-%m-%d}" for d in self.train_dates],
+            "validation": [f"{self.valid_date:%Y-%m-%d}"],
+            "holdout": [f"{self.holdout_date:%Y-%m-%d}"],
+        }
+
+    def rows(self) -> dict[str, int]:
+        """The number of rows of each set."""
+        return {"train": len(self.train), "validation": len(self.valid), "holdout": len(self.holdout)}
+
+
+def build_folds(con, cfg: ChurnTrainConfig, say) -> Folds:
+    """Labelled snapshots at the scheduled dates; each set must hold both classes."""
     data_start = con.execute("SELECT min(ts) FROM events").fetchone()[0]
     train_dates, valid_date, holdout_date = schedule(cfg, data_start)
-    windows = dict(horizon_days=cfg.horizon_days, lookback_days=cfg.lookback_days, population=cfg.population)
+    windows = cfg.windows()
     say(f"building training sets at {', '.join(f'{d:%Y-%m-%d}' for d in train_dates)}")
     train = churn_training_set(con, train_dates, **windows)
     valid = churn_training_set(con, [valid_date], **windows)
@@ -342,64 +401,47 @@ def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
     for name, frame in (("training", train), ("validation", valid), ("holdout", holdout)):
         if frame["churned"].nunique() < 2:
             raise UserError(f"The {name} set has only one class: widen the population or change the dates.")
+    return Folds(train, valid, holdout, train_dates, valid_date, holdout_date)
 
-    fingerprint = input_fingerprint(cfg.data)
-    study_name = (
-        f"churn-{fingerprint}-{holdout_date:%Y%m%d}-{cfg.horizon_days}-{cfg.lookback_days}-{cfg.population}"
-    )
-    say(f"tuning with Optuna ({cfg.trials} trials, study {study_name})")
-    params = tune(cfg, train, valid, study_name)
-    model, rounds = fit(params, train, valid)
 
-    p = model.probability(holdout)
+def holdout_metrics(cfg: ChurnTrainConfig, model: ChurnModel, folds: Folds) -> dict[str, float]:
+    """The model's figures on the holdout, beside the recency baseline, the oracle and validation AUC."""
+    holdout = folds.holdout
     y = holdout["churned"].to_numpy()
-    metrics = classification_metrics(y, p)
+    metrics = classification_metrics(y, model.probability(holdout))
     metrics["baseline_recency_roc_auc"] = float(roc_auc_score(y, recency_score(holdout)))
-    oracle = oracle_auc(cfg.data, holdout, holdout_date, cfg.horizon_days)
+    oracle = oracle_auc(cfg.data, holdout, folds.holdout_date, cfg.horizon_days)
     if oracle is not None:
         metrics["oracle_roc_auc"] = oracle
-    metrics["validation_roc_auc"] = classification_metrics(valid["churned"], model.probability(valid))[
-        "roc_auc"
-    ]
+    valid = folds.valid
+    validation = classification_metrics(valid["churned"], model.probability(valid))
+    metrics["validation_roc_auc"] = validation["roc_auc"]
+    return metrics
 
-    key = registry.holdout_key(data=fingerprint, as_of=f"{holdout_date:%Y-%m-%d}", **windows)
-    champion_metric = None
-    as_of_dates = {
-        "train": [f"{d:%Y-%m-%d}" for d in train_dates],
-        "validation": [f"{valid_date:%Y-%m-%d}"],
-        "holdout": [f"{holdout_date:%Y-%m-%d}"],
-    }
-    rows = {"train": len(train), "validation": len(valid), "holdout": len(holdout)}
-    registry.experiment(cfg.experiment)
-    with mlflow.start_run(run_name=f"churn {holdout_date:%Y-%m-%d} h{cfg.horizon_days}") as run:
-        mlflow.log_params(asdict(params) | {"rounds": rounds, "trials": cfg.trials} | windows)
-        mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in as_of_dates.items()})
-        mlflow.log_params({f"rows_{k}": v for k, v in rows.items()})
-        mlflow.set_tags(
-            {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
-             "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
-        )  # fmt: skip
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-        mlflow.log_dict({"calibration": asdict(model.calibration)}, "calibration.json")
-        for name, fig in plots(y, p, model).items():
-            mlflow.log_figure(fig, name)
-        example = holdout[model.features].head(5).copy()
-        signature = infer_signature(example, model.probability(example))
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, signature=signature, input_example=example
-        )
-        model_uri = info.model_uri
-        if cfg.register_model:
-            champion = registry.get_alias("churn", registry.CHAMPION)
-            if champion is not None:
-                champ_model = mlflow.pyfunc.load_model(champion.uri).unwrap_python_model()
-                champion_metric = classification_metrics(y, champ_model.probability(holdout))["roc_auc"]
-                mlflow.log_metric("champion_holdout_roc_auc", champion_metric)
-    result = ChurnResult(metrics, as_of_dates, rows, asdict(params), run.info.run_id, model_uri)
+
+def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
+    """Build the training sets, tune, fit, calibrate, evaluate, log to MLflow, optionally register."""
+    from training import registry
+
+    say = progress or (lambda msg: None)
+    start = time.perf_counter()
+    folds = build_folds(open_validated(cfg.data), cfg, say)
+    fingerprint = input_fingerprint(cfg.data)
+    study_name = "-".join(
+        map(str, ("churn", fingerprint, f"{folds.holdout_date:%Y%m%d}", *cfg.windows().values()))
+    )
+    say(f"tuning with Optuna ({cfg.trials} trials, study {study_name})")
+    params = tune(cfg, folds.train, folds.valid, study_name)
+    model, rounds = fit(params, folds.train, folds.valid)
+    metrics = holdout_metrics(cfg, model, folds)
+    run_id, model_uri, champion_metric = log_run(cfg, model, params, rounds, folds, metrics, fingerprint)
+    result = ChurnResult(metrics, folds.as_of_dates(), folds.rows(), asdict(params), run_id, model_uri)
     if cfg.register_model:
+        key = registry.holdout_key(data=fingerprint, as_of=f"{folds.holdout_date:%Y-%m-%d}", **cfg.windows())
+        described = f"holdout {folds.holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.population}"
         version = registry.register_challenger(
-            model_uri, "churn", key, "roc_auc", metrics["roc_auc"], champion_metric,
-            description=f"holdout {holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.population}",
+            model_uri, MODEL_NAME, key, "roc_auc", metrics["roc_auc"], champion_metric,
+            description=described, store=cfg.store,
         )  # fmt: skip
         result.registered_version = version.version
         result.champion_metric = champion_metric
@@ -409,8 +451,66 @@ def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
     return result
 
 
+def log_run(
+    cfg: ChurnTrainConfig, model: ChurnModel, params: ChurnParams, rounds: int, folds: Folds,
+    metrics: dict[str, float], fingerprint: str,
+) -> tuple[str, str, float | None]:  # fmt: skip
+    """One MLflow run: parameters, tags, holdout metrics, plots and the pyfunc model; with
+    ``register_model`` also the champion's figure on this holdout. Returns (run id, model URI,
+    champion metric or None)."""
+    import mlflow
+    from training import registry
+
+    registry.experiment(cfg.experiment, cfg.store)
+    holdout = folds.holdout
+    with mlflow.start_run(run_name=f"churn {folds.holdout_date:%Y-%m-%d} h{cfg.horizon_days}") as run:
+        mlflow.log_params(asdict(params) | {"rounds": rounds, "trials": cfg.trials} | cfg.windows())
+        mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in folds.as_of_dates().items()})
+        mlflow.log_params({f"rows_{k}": v for k, v in folds.rows().items()})
+        mlflow.set_tags(
+            {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
+             "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
+        )  # fmt: skip
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.log_dict({"calibration": asdict(model.calibration)}, "calibration.json")
+        y = holdout["churned"].to_numpy()
+        for name, fig in plots(y, model.probability(holdout), model).items():
+            mlflow.log_figure(fig, name)
+        model_uri = _log_model(model, holdout)
+        champion_metric = _champion_metric(cfg.store, holdout) if cfg.register_model else None
+        if champion_metric is not None:
+            mlflow.log_metric("champion_holdout_roc_auc", champion_metric)
+    return run.info.run_id, model_uri, champion_metric
+
+
+def _log_model(model: ChurnModel, holdout: pd.DataFrame) -> str:
+    """Log ``model`` as the run's pyfunc with a signature from five holdout rows; returns its URI."""
+    from mlflow.models import infer_signature
+
+    import mlflow
+
+    example = holdout[model.features].head(5).copy()
+    signature = infer_signature(example, model.probability(example))
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=model, signature=signature, input_example=example
+    )
+    return info.model_uri
+
+
+def _champion_metric(store: Store, holdout: pd.DataFrame) -> float | None:
+    """The current champion's holdout AUC (None without a champion): what the gate compares with."""
+    import mlflow
+    from training import registry
+
+    champion = registry.get_alias(MODEL_NAME, registry.CHAMPION, store=store)
+    if champion is None:
+        return None
+    champ_model = mlflow.pyfunc.load_model(champion.uri).unwrap_python_model()
+    return classification_metrics(holdout["churned"].to_numpy(), champ_model.probability(holdout))["roc_auc"]
+
+
 def write_metrics_json(path: Path, result: ChurnResult) -> None:
-    """The holdout figures in the format of DESIGN.md section 10."""
+    """The holdout figures as JSON: metrics (rounded), as-of dates, rows, run and registered version."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -422,3 +522,31 @@ def write_metrics_json(path: Path, result: ChurnResult) -> None:
         "registered_version": result.registered_version,
     }
     path.write_text(json.dumps(doc, indent=2))
+
+
+def train_fixed(
+    data: Path,
+    store: Store,
+    experiment: str,
+    params: ChurnParams,
+    as_of: tuple[str, str] = ("2025-06-01", "2025-08-01"),
+) -> str:
+    """A champion quickly, for fixtures and benchmarks: no search and no holdout.
+
+    Fits the model with ``params`` on the first as-of date (early stopping and calibration on the
+    second), logs it as its serving pyfunc in ``experiment``, registers it as the challenger and
+    promotes it with force. Returns the registered version.
+    """
+    import mlflow
+    from training import registry
+
+    frame = churn_training_set(open_validated(data), list(as_of))
+    train = frame[frame["as_of"] == frame["as_of"].min()]
+    valid = frame[frame["as_of"] == frame["as_of"].max()]
+    model, _ = fit(params, train, valid)
+    registry.experiment(experiment, store)
+    with mlflow.start_run():
+        model_uri = mlflow.pyfunc.log_model(name="model", python_model=model).model_uri
+    version = registry.register_challenger(model_uri, MODEL_NAME, experiment, "roc_auc", 0.5, store=store)
+    registry.promote(MODEL_NAME, force=True, store=store)
+    return version.version

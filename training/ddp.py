@@ -1,16 +1,19 @@
-"""Two-tower training with torch.distributed (DDP): the scale path of DESIGN.md section 8.
+"""Two-tower training with torch.distributed (DDP): the scale path of the recommender job.
 
 Run under torchrun, one process per worker (gloo on CPU, nccl when a GPU is present)::
 
     torchrun --nproc_per_node 2 -m training.ddp --data DIR --split time --metrics-json out.json
     torchrun --nnodes 4 --nproc_per_node 8 --rdzv_endpoint HOST:29400 -m training.ddp --data DIR ...
 
-Every rank prepares the same split (the preparation is deterministic) and walks the same seeded
-permutation of the examples; a global batch of ``batch_size`` examples is cut into one slice per
-rank, DDP averages the gradients, so one step sees the same examples as a one-process step. What
-changes is that each rank's in-batch negatives come from its own slice, so results agree within a
-tolerance rather than exactly (see tests/training/test_ddp.py). Rank 0 evaluates on the holdout
-and writes the metrics JSON.
+Every rank prepares the same split (the preparation is deterministic) and runs the job's own
+training function (:func:`training.recommender.train_two_tower`) with the process group as its
+workers: the ranks walk the same seeded permutation of the examples, a global batch of
+``batch_size`` examples is cut into one slice per rank and DDP averages the gradients, so one step
+sees the same examples as a one-process step. What changes is that each rank's in-batch negatives
+come from its own slice, so results agree within a tolerance rather than exactly (see
+tests/training/test_ddp.py). The category head and the refinement that follow need no shared
+gradients: every rank fits them alike on the same towers. Rank 0 evaluates the served form on the
+holdout and writes the metrics JSON.
 """
 
 from __future__ import annotations
@@ -18,74 +21,53 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from features.contract import open_validated
-from serving.retrieval import ItemLists, Retrieval
-from training.recommender import (
-    RecommenderTrainConfig,
-    evaluate_retrieval,
-    load_split,
-    prepare,
-    tower_inputs,
-)
-from training.two_tower import TwoTowerConfig, TwoTowerTrainTask, export_bundle
+from features.vocab import SPLITS
+from training.recommender import RecommenderTrainConfig, load_split, train_two_tower
+from training.recommender_data import prepare
+from training.recommender_eval import evaluate_retrieval
+from training.two_tower import Workers
 
 
-def fit_distributed(task: TwoTowerTrainTask, rank: int, world: int) -> list[float]:
-    """Train ``task`` with its model wrapped in DDP; each rank takes its slice of every global batch."""
-    torch.set_num_threads(task.cfg.threads)
-    inputs, cfg = task.inputs, task.cfg
-    ddp = DistributedDataParallel(task.model)
-    module = task.model
-    task.model = ddp  # batch_loss calls self.model(...): the DDP wrapper all-reduces gradients
-    customers = torch.as_tensor(inputs.example_customer, dtype=torch.long)
-    items = torch.as_tensor(inputs.example_item, dtype=torch.long)
-    weights = torch.as_tensor(inputs.example_weight, dtype=torch.float32)
-    order_gen = torch.Generator().manual_seed(cfg.seed)  # the same permutation on every rank
-    losses = []
-    ddp.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(items), generator=order_gen)
-        total = torch.zeros(2)
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size][rank::world]
-            if len(idx) < 2:
-                # keep the ranks in step: every rank must call backward the same number of times
-                idx = order[start : start + cfg.batch_size][:2]
-            loss = task.batch_loss(customers[idx], items[idx], weights[idx])
-            task.optimizer.zero_grad()
-            loss.backward()
-            task.optimizer.step()
-            total += torch.tensor([float(loss.detach()) * len(idx), float(len(idx))])
+class ProcessGroup(Workers):
+    """The ranks of the initialised default process group as the two-tower task's workers."""
+
+    def __init__(self) -> None:
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return DistributedDataParallel(model)
+
+    def sum(self, values: list[float]) -> list[float]:
+        total = torch.tensor(values, dtype=torch.float64)
         dist.all_reduce(total)
-        losses.append(float(total[0] / total[1]))
-    task.model = module
-    module.eval()
-    return losses
+        return total.tolist()
 
 
-def main(argv: list[str] | None = None) -> dict | None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Two-tower training under torchrun (DDP).")
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--split", default="time", choices=["time", "random-per-user"])
+    parser.add_argument("--split", default="time", choices=SPLITS)
     parser.add_argument("--split-date", type=date.fromisoformat, default=None)
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--metrics-json", type=Path, default=None)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    use_cuda = torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """Train on every rank; rank 0 returns (and writes) the holdout figures, the others None."""
+    args = parse_args(argv)
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     try:
         cfg = RecommenderTrainConfig(
             data=args.data, split=args.split, split_date=args.split_date, test_fraction=args.test_fraction,
@@ -93,32 +75,17 @@ def main(argv: list[str] | None = None) -> dict | None:
         )  # fmt: skip
         con = open_validated(cfg.data)
         prep = prepare(con, load_split(con, cfg))
-        tt = TwoTowerConfig(dim=cfg.dim, epochs=cfg.epochs, temperature=cfg.temperature,
-                            history_len=cfg.history_len, seed=cfg.seed)  # fmt: skip
-        inputs, names = tower_inputs(con, prep, tt)
-        task = TwoTowerTrainTask(inputs, tt)
-        start = time.perf_counter()
-        losses = fit_distributed(task, rank, world)
-        seconds = time.perf_counter() - start
-        if rank != 0:
+        workers = ProcessGroup()
+        trained = train_two_tower(con, prep, cfg, workers=workers)
+        if workers.rank != 0:
             return None
-        counts = np.asarray((prep.matrix > 0).sum(axis=0)).ravel()
-        recent = [prep.recent.row(r)[: tt.history_len] for r in range(prep.recent.rows)]
-        bundle = export_bundle(
-            task, customer_ids=prep.customer_ids, item_ids=prep.item_ids,
-            item_category=prep.items["category"].to_numpy(), item_active=prep.items["active"].to_numpy(),
-            owned=prep.owned,
-            recent=ItemLists.from_lists(recent),
-            popularity=counts / max(counts.sum(), 1), meta={"customer_features": names},
-        )  # fmt: skip
-        metrics = evaluate_retrieval(Retrieval(bundle), prep)
         doc = {
             "model": "two_tower",
-            "world_size": world,
+            "world_size": workers.world,
             "backend": dist.get_backend(),
-            "train_seconds": round(seconds, 2),
-            "losses": losses,
-            "metrics": metrics,
+            "train_seconds": round(trained.seconds, 2),
+            "losses": trained.losses,
+            "metrics": evaluate_retrieval(trained.retrieval, prep),
         }
         if args.metrics_json:
             args.metrics_json.parent.mkdir(parents=True, exist_ok=True)

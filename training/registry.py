@@ -15,36 +15,36 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 
 import mlflow
-from crm import settings
 from features.errors import UserError
+from features.store import Store
+from features.vocab import MODEL_NAMES
 from mlflow import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MODEL_NAMES = ("churn", "recommender")
 
 
 class PromotionRefused(UserError):
     """The challenger does not beat the champion on the same holdout."""
 
 
-def configure_tracking() -> str:
-    """Point MLflow at the configured store; create the embedded store's folder. Returns the URI."""
-    uri = settings.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        settings.store_dir().mkdir(parents=True, exist_ok=True)
+def configure_tracking(store: Store) -> str:
+    """Point MLflow at ``store``; create the embedded store's folder. Returns the tracking URI."""
+    uri = store.tracking
+    if store.embedded:
+        store.root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
 
 
-def experiment(name: str) -> str:
+def experiment(name: str, store: Store) -> str:
     """Use (and create if needed) an experiment whose artifacts live under the embedded store."""
-    configure_tracking()
+    configure_tracking(store)
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is None:
-        location = settings.artifact_root() + f"/{name}" if _embedded() else None
+        location = store.artifact_root + f"/{name}" if store.embedded else None
         exp_id = client.create_experiment(name, artifact_location=location)
     else:
         exp_id = found.experiment_id
@@ -52,12 +52,10 @@ def experiment(name: str) -> str:
     return exp_id
 
 
-def _embedded() -> bool:
-    return settings.tracking_uri().startswith("sqlite:///")
-
-
 @dataclass
 class VersionInfo:
+    """A registered version and the holdout figures recorded on it as tags."""
+
     name: str
     version: str
     run_id: str
@@ -69,6 +67,7 @@ class VersionInfo:
 
     @property
     def uri(self) -> str:
+        """The version's ``models:/`` URI."""
         return f"models:/{self.name}/{self.version}"
 
 
@@ -87,9 +86,9 @@ def _info(name: str, mv) -> VersionInfo:
     )
 
 
-def get_alias(name: str, alias: str) -> VersionInfo | None:
+def get_alias(name: str, alias: str, *, store: Store) -> VersionInfo | None:
     """The version behind ``name@alias``, or None when the alias (or the model) does not exist."""
-    configure_tracking()
+    configure_tracking(store)
     try:
         mv = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -106,9 +105,11 @@ def register_challenger(
     champion_metric: float | None = None,
     higher_is_better: bool = True,
     description: str = "",
+    *,
+    store: Store,
 ) -> VersionInfo:
     """Register ``model_uri`` as a new version of ``name`` and give it alias ``challenger``."""
-    configure_tracking()
+    configure_tracking(store)
     client = MlflowClient()
     try:
         client.get_registered_model(name)
@@ -132,6 +133,8 @@ def register_challenger(
 
 @dataclass
 class PromotionResult:
+    """What a promotion did: the new champion, the one before it and the figures compared."""
+
     name: str
     version: str
     previous: str | None
@@ -141,10 +144,11 @@ class PromotionResult:
     forced: bool
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (for JSON)."""
         return self.__dict__.copy()
 
 
-def promote(name: str, force: bool = False) -> PromotionResult:
+def promote(name: str, force: bool = False, *, store: Store) -> PromotionResult:
     """Make the challenger the champion if it beats the champion on the same holdout.
 
     Raises :class:`PromotionRefused` (aliases untouched) when it does not, and a
@@ -152,41 +156,46 @@ def promote(name: str, force: bool = False) -> PromotionResult:
     """
     if name not in MODEL_NAMES:
         raise UserError(f"Unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}.")
-    challenger = get_alias(name, CHALLENGER)
+    challenger = get_alias(name, CHALLENGER, store=store)
     if challenger is None:
         raise UserError(f"Model {name!r} has no challenger: train it with --register first.")
-    champion = get_alias(name, CHAMPION)
+    champion = get_alias(name, CHAMPION, store=store)
     if champion is not None and champion.version == challenger.version:
         raise UserError(f"Version {challenger.version} of {name!r} is already the champion.")
-    reference = challenger.champion_metric
     if champion is not None and not force:
-        if reference is None:
-            raise PromotionRefused(
-                f"The challenger of {name!r} (version {challenger.version}) was registered before"
-                f" version {champion.version} became champion, so they were never compared on the"
-                " same holdout: retrain with --register, or promote with --force."
-            )
-        better = (
-            challenger.metric_value > reference
-            if challenger.higher_is_better
-            else challenger.metric_value < reference
-        )
-        if not better:
-            raise PromotionRefused(
-                f"Challenger {name} v{challenger.version} has {challenger.metric_name}"
-                f" {challenger.metric_value:.4f}, not better than champion v{champion.version}'s"
-                f" {reference:.4f} on the same holdout: the champion stays (use --force to override)."
-            )
+        _gate(name, challenger, champion)
     MlflowClient().set_registered_model_alias(name, CHAMPION, challenger.version)
     return PromotionResult(
         name=name,
         version=challenger.version,
         previous=None if champion is None else champion.version,
         challenger_metric=challenger.metric_value,
-        champion_metric=reference if champion is not None else None,
+        champion_metric=challenger.champion_metric if champion is not None else None,
         metric_name=challenger.metric_name,
         forced=force,
     )
+
+
+def _gate(name: str, challenger: VersionInfo, champion: VersionInfo) -> None:
+    """Raise :class:`PromotionRefused` unless the challenger beat the champion's figure on its holdout."""
+    reference = challenger.champion_metric
+    if reference is None:
+        raise PromotionRefused(
+            f"The challenger of {name!r} (version {challenger.version}) was registered before"
+            f" version {champion.version} became champion, so they were never compared on the"
+            " same holdout: retrain with --register, or promote with --force."
+        )
+    better = (
+        challenger.metric_value > reference
+        if challenger.higher_is_better
+        else challenger.metric_value < reference
+    )
+    if not better:
+        raise PromotionRefused(
+            f"Challenger {name} v{challenger.version} has {challenger.metric_name}"
+            f" {challenger.metric_value:.4f}, not better than champion v{champion.version}'s"
+            f" {reference:.4f} on the same holdout: the champion stays (use --force to override)."
+        )
 
 
 def holdout_key(**parts: object) -> str:

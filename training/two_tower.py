@@ -13,16 +13,15 @@ retrieval export.
 - ``refine_customers``: after training, each known customer's query is refined to the maximum a
   posteriori vector under a softmax over the items of each category, the item tower frozen and an
   L2 prior around the tower's own output (the customer tower generalises; the refinement reads
-  what the customer's own ~40 interactions say).
+  what the customer's own interactions say).
 - ``CategoryHead`` / ``CategoryHeadTask``: in which categories a customer buys next (multi-label,
   from profile and category-state features and the categories of the newest purchases). Served
   scores become ``log P(category) + log softmax within the category``: browsing spreads over
   categories by habit, purchases follow the customer's devices (a fresh phone brings accessories,
-  an owned TV makes another unlikely), and the towers learn mostly from browsing.
-
-On the demo time split (8 epochs) the two together lift Recall@10 from 0.140 (the towers alone)
-to 0.151; in probes on 5-epoch towers the refinement alone reached 0.146 and the head alone 0.144.
-- ``export_bundle`` turns the trained towers into the numpy :class:`serving.retrieval.RecommenderBundle`
+  an owned TV makes another unlikely), and the towers learn mostly from browsing. On a time
+  split the refinement and the head together rank better than the towers alone, and better than
+  either of them alone (``two_tower_towers_only`` in the job's figures is the towers alone).
+- ``export_bundle`` turns the trained towers into the numpy :class:`serving.bundle.RecommenderBundle`
   the served model uses (static per-customer parts precomputed); serving never imports this file.
 
 Seeded and deterministic on CPU (one seed drives initialisation, shuffling and dropout).
@@ -40,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from serving.retrieval import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle, Retrieval
+from serving.bundle import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
 
 
 @dataclass
@@ -53,14 +52,14 @@ class TwoTowerConfig:
     history_len: int = 50  # recent purchases averaged in the customer tower
     history_dropout: float = 0.3  # share of history items dropped per training example
     unknown_rate: float = 0.05  # share of examples that see the unknown-customer bucket
-    temperature: float = 0.3  # best of 0.05-0.5 on MovieLens-100k; flat on the synthetic tiny preset
+    temperature: float = 0.3  # the best of a sweep on MovieLens-100k; the synthetic tiny preset is flat in it
     epochs: int = 8
     batch_size: int = 512
     lr: float = 3e-3
     weight_decay: float = 1e-5
     seed: int = 42
     # one thread: the towers are small, and on a busy 2-core machine two OpenMP threads spin and
-    # ran 7x slower per batch than one in a probe here
+    # ran several times slower per batch than one in a probe here
     threads: int = 1
     refine_l2: float = 1.0  # prior strength of the per-customer refinement (0: no refinement)
     refine_iterations: int = 30  # L-BFGS iterations per block of customers
@@ -68,6 +67,7 @@ class TwoTowerConfig:
     head_epochs: int = 10
 
     def params(self) -> dict:
+        """The fields as MLflow parameters (and bundle metadata), prefixed ``tt_``."""
         return {f"tt_{k}": v for k, v in asdict(self).items()}
 
 
@@ -189,6 +189,29 @@ class TwoTower(nn.Module):
 # training task
 
 
+class Workers:
+    """The processes that train one model together: by default this process alone.
+
+    Several (training/ddp.py) share each global batch of the one seeded permutation: a worker
+    trains on its slice, :meth:`wrap` makes the model average the gradients across workers and
+    :meth:`sum` adds up their epoch totals.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The module a worker calls forward on (one process: the model itself)."""
+        return model
+
+    def sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over the workers (one process: as they are)."""
+        return values
+
+
+ONE_PROCESS = Workers()
+
+
 class TwoTowerTrainTask:
     """In-batch sampled softmax with log-q correction over a :class:`TwoTower`."""
 
@@ -206,8 +229,16 @@ class TwoTowerTrainTask:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def batch_loss(self, customers: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Weighted in-batch softmax loss of one batch of (customer, item) positives."""
+    def batch_loss(
+        self,
+        customers: torch.Tensor,
+        items: torch.Tensor,
+        weights: torch.Tensor,
+        model: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """Weighted in-batch softmax loss of one batch of (customer, item) positives.
+
+        ``model`` is the module to call (the towers, or a wrapper of them; default the towers)."""
         cfg = self.cfg
         history = self.history[customers]  # (B, L)
         # the target must not be in its own history; drop some history items as regularisation
@@ -217,40 +248,56 @@ class TwoTowerTrainTask:
         unknown = torch.rand(rows.shape, generator=self.generator) < cfg.unknown_rate
         rows = torch.where(unknown, 0, rows)
         features = self.features[customers] * (~unknown).float().unsqueeze(1)  # unknown: no profile
-        u, v, bias = self.model(rows, features, history, items)
+        u, v, bias = (self.model if model is None else model)(rows, features, history, items)
         logits = u @ v.T / cfg.temperature + bias - self.log_q[items]  # (B, B)
         same_item = items.unsqueeze(0) == items.unsqueeze(1)
         logits = logits.masked_fill(same_item & ~torch.eye(len(items), dtype=torch.bool), float("-inf"))
         loss = F.cross_entropy(logits, torch.arange(len(items)), reduction="none")
         return (loss * weights).sum() / weights.sum()
 
-    def fit(self, on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
-        """Train for ``cfg.epochs``; returns the mean training loss of each epoch."""
+    def fit(
+        self, on_epoch: Callable[[int, float], None] | None = None, workers: Workers = ONE_PROCESS
+    ) -> list[float]:
+        """Train for ``cfg.epochs``; returns the mean training loss of each epoch (over all workers)."""
         torch.set_num_threads(self.cfg.threads)
         inputs = self.inputs
         customers = torch.as_tensor(inputs.example_customer, dtype=torch.long)
         items = torch.as_tensor(inputs.example_item, dtype=torch.long)
         weights = torch.as_tensor(inputs.example_weight, dtype=torch.float32)
+        # every worker must walk the same permutation, and the dropout draws of different slices
+        # would move a shared generator apart: several workers draw the order from their own
+        order = self.generator if workers.world == 1 else torch.Generator().manual_seed(self.cfg.seed)
+        model = workers.wrap(self.model)
         losses = []
-        self.model.train()
+        model.train()
         for epoch in range(self.cfg.epochs):
-            order = torch.randperm(len(items), generator=self.generator)
-            total, seen = 0.0, 0.0
-            for start in range(0, len(order), self.cfg.batch_size):
-                idx = order[start : start + self.cfg.batch_size]
-                if len(idx) < 2:
-                    continue
-                loss = self.batch_loss(customers[idx], items[idx], weights[idx])
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
+            total, seen = workers.sum(self._epoch(customers, items, weights, order, model, workers))
             losses.append(total / max(seen, 1))
             if on_epoch:
                 on_epoch(epoch, losses[-1])
         self.model.eval()
         return losses
+
+    def _epoch(
+        self, customers: torch.Tensor, items: torch.Tensor, weights: torch.Tensor,
+        order: torch.Generator, model: nn.Module, workers: Workers,
+    ) -> list[float]:  # fmt: skip
+        """One pass over the examples in a fresh permutation; returns [summed loss, examples] of
+        this worker's slices."""
+        permutation = torch.randperm(len(items), generator=order)
+        total, seen = 0.0, 0.0
+        for start in range(0, len(permutation), self.cfg.batch_size):
+            batch = permutation[start : start + self.cfg.batch_size]
+            if len(batch) < 2 * workers.world:
+                continue  # every worker needs two examples, and all of them step together
+            idx = batch[workers.rank :: workers.world]
+            loss = self.batch_loss(customers[idx], items[idx], weights[idx], model)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        return [total, seen]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,32 +480,21 @@ def export_bundle(
     """The numpy form of the trained towers: item vectors with bias, per-customer static parts.
 
     ``customer_offset`` (n_customers, dim) from :func:`refine_customers`; with ``intent`` the item
-    vectors get a one-hot of their category in the intent's order (see serving.retrieval)."""
-    model, cfg = task.model, task.cfg
-    tower = model.customer
-    dim, n_features = cfg.dim, tower.n_features
-    w_first = tower.first.weight.T  # (dim + n_features + dim, hidden)
-    w_id, w_features, w_history = w_first[:dim], w_first[dim : dim + n_features], w_first[dim + n_features :]
-    # static part: id embedding and features through the first layer (row 0: unknown, mean features)
-    features = torch.cat([torch.zeros(1, n_features), task.features])
-    static = tower.id_embedding.weight @ w_id + features @ w_features + tower.first.bias
-    v, bias = model.item(torch.arange(task.inputs.n_items))
-    item_vectors = torch.cat([v / cfg.temperature, bias.unsqueeze(1)], dim=1).numpy()
-    if intent is not None:
-        codes = pd.Index(intent.categories).get_indexer(np.asarray(item_category, dtype=object))
-        item_vectors = np.hstack([item_vectors, np.eye(len(intent.categories), dtype=np.float32)[codes]])
+    vectors get a one-hot of their category in the intent's order (see serving.bundle)."""
+    tower = task.model.customer
+    static, w_history = _customer_static(task)
     if customer_offset is not None:
-        customer_offset = np.vstack([np.zeros((1, cfg.dim), np.float32), customer_offset])
+        customer_offset = np.vstack([np.zeros((1, task.cfg.dim), np.float32), customer_offset])
     return RecommenderBundle(
         item_ids=np.asarray(item_ids, dtype=object),
         item_category=np.asarray(item_category, dtype=object),
         item_active=np.asarray(item_active, dtype=bool),
-        item_vectors=item_vectors.astype(np.float32),
+        item_vectors=_item_vectors(task, item_category, intent),
         popularity=np.asarray(popularity, dtype=np.float64),
         customer_ids=np.asarray(customer_ids, dtype=object),
-        customer_static=static.numpy().astype(np.float32),
+        customer_static=static,
         history_table=tower.history_embedding.weight.numpy().astype(np.float32),
-        w_history=w_history.numpy().astype(np.float32),
+        w_history=w_history,
         w_out=tower.out.weight.T.numpy().astype(np.float32),
         b_out=tower.out.bias.numpy().astype(np.float32),
         owned=owned,
@@ -469,13 +505,28 @@ def export_bundle(
     )
 
 
-class TwoTowerRetrieval(Retrieval):
-    """The trained towers behind a FAISS index (the serving class, built from a live task)."""
+@torch.no_grad()
+def _customer_static(task: TwoTowerTrainTask) -> tuple[np.ndarray, np.ndarray]:
+    """The customer tower's first layer split: the static part per customer (id embedding and
+    features through it; row 0 the unknown bucket with mean features) and the history weights."""
+    tower, dim = task.model.customer, task.cfg.dim
+    n_features = tower.n_features
+    w_first = tower.first.weight.T  # (dim + n_features + dim, hidden)
+    w_id, w_features, w_history = w_first[:dim], w_first[dim : dim + n_features], w_first[dim + n_features :]
+    features = torch.cat([torch.zeros(1, n_features), task.features])
+    static = tower.id_embedding.weight @ w_id + features @ w_features + tower.first.bias
+    return static.numpy().astype(np.float32), w_history.numpy().astype(np.float32)
 
-    @classmethod
-    def from_task(cls, task: TwoTowerTrainTask, **bundle_args) -> TwoTowerRetrieval:
-        return cls(export_bundle(task, **bundle_args))
 
-    def score_all(self, rows: np.ndarray, recent: ItemLists) -> np.ndarray:
-        """(n, n_items) logits over the whole catalogue (evaluation ranks everything)."""
-        return self.customer_vectors(rows, recent) @ self.bundle.item_vectors.T
+@torch.no_grad()
+def _item_vectors(
+    task: TwoTowerTrainTask, item_category: np.ndarray, intent: CategoryIntent | None
+) -> np.ndarray:
+    """Item vectors over the temperature with the bias as a last column, and with ``intent`` a
+    one-hot of the item's category in the intent's order."""
+    v, bias = task.model.item(torch.arange(task.inputs.n_items))
+    item_vectors = torch.cat([v / task.cfg.temperature, bias.unsqueeze(1)], dim=1).numpy()
+    if intent is not None:
+        codes = pd.Index(intent.categories).get_indexer(np.asarray(item_category, dtype=object))
+        item_vectors = np.hstack([item_vectors, np.eye(len(intent.categories), dtype=np.float32)[codes]])
+    return item_vectors.astype(np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crm import settings
+from features.store import Store
 from tests.server import crm_server, env_scope
 
 
@@ -22,7 +22,7 @@ from tests.server import crm_server, env_scope
 class ServingEnv:
     """Where the service finds its models and snapshot; ``env`` is what to export."""
 
-    store: Path
+    store: Store
     snapshot: Path
     env: dict[str, str]
     known_customers: list[str]
@@ -34,35 +34,22 @@ class ServingEnv:
             monkeypatch.setenv(key, value)
 
 
-def train_tiny_churn(data: Path) -> str:
+def train_tiny_churn(data: Path, store: Store) -> str:
     """Fit the churn model on two as-of dates of the tiny preset; register and promote it."""
-    import mlflow
-    from features.contract import open_validated
-    from features.labels import churn_training_set
-    from training.churn import ChurnParams, fit
-    from training.registry import configure_tracking, promote, register_challenger
+    from training.churn import ChurnParams, train_fixed
 
-    con = open_validated(data)
-    frame = churn_training_set(con, ["2025-06-01", "2025-08-01"])
-    train = frame[frame["as_of"] == frame["as_of"].min()]
-    valid = frame[frame["as_of"] == frame["as_of"].max()]
-    model, _ = fit(ChurnParams(max_rounds=60, early_stopping=10, num_threads=1), train, valid)
-    configure_tracking()
-    mlflow.set_experiment("serving-tests")
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=model)
-    version = register_challenger(info.model_uri, "churn", "serving-tests", "roc_auc", 0.5)
-    promote("churn", force=True)
-    return str(version.version)
+    params = ChurnParams(max_rounds=60, early_stopping=10, num_threads=1)
+    return train_fixed(data, store, "serving-tests", params)
 
 
-def train_tiny_recommender(data: Path) -> str:
+def train_tiny_recommender(data: Path, store: Store) -> str:
     """One epoch of the two-tower on the tiny preset, registered and promoted."""
     from training.recommender import RecommenderTrainConfig, run
     from training.registry import promote
 
-    result = run(RecommenderTrainConfig(data=data, epochs=1, baselines=False, register_model=True))
-    promote("recommender", force=True)
+    cfg = RecommenderTrainConfig(data=data, epochs=1, baselines=False, register_model=True, store=store)
+    result = run(cfg)
+    promote("recommender", force=True, store=store)
     return str(result.registered_version)
 
 
@@ -74,16 +61,12 @@ def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Se
     from features.online import build_online_snapshot
 
     root = tmp_path_factory.mktemp("serving")
-    store = root / "store"
-    env = {
-        **settings.store_env(store),
-        "CRM_ONLINE_SNAPSHOT": str(root / "online"),
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
+    store = Store.at(root / "store")
+    env = {**store.env(), "CRM_ONLINE_SNAPSHOT": str(root / "online"), "GIT_PYTHON_REFRESH": "quiet"}
     with env_scope(env):
         snapshot = build_online_snapshot(tiny_data, root / "online")
-        churn_version = train_tiny_churn(tiny_data)
-        recommender_version = train_tiny_recommender(tiny_data)
+        churn_version = train_tiny_churn(tiny_data, store)
+        recommender_version = train_tiny_recommender(tiny_data, store)
     known = pd.read_parquet(snapshot / "snapshot.parquet")["customer_id"].astype(str).tolist()
     return ServingEnv(store, snapshot, env, known, churn_version, recommender_version)
 

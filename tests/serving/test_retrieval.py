@@ -9,17 +9,11 @@ import pandas as pd
 import pytest
 
 from features.errors import UserError
-from serving.retrieval import (
-    RECENT_SLOTS,
-    BatchRecommendConfig,
-    BusinessFilters,
-    CategoryIntent,
-    ItemLists,
-    RecommenderBundle,
-    Retrieval,
-    batch_recommend,
-    drop_excluded,
-)
+from features.store import Store
+from serving.batch import BatchRecommendConfig, batch_recommend
+from serving.bundle import RECENT_SLOTS, CategoryIntent, ItemLists, RecommenderBundle
+from serving.filters import BusinessFilters, MaskCache, drop_excluded
+from serving.retrieval import Retrieval
 
 CATEGORIES = np.array(
     ["phone", "phone", "accessory", "accessory", "wearable", "tv", "tv", "laptop"], dtype=object
@@ -204,16 +198,51 @@ def test_bad_k_is_a_user_error(retrieval: Retrieval) -> None:
         retrieval.recommend_arrays(["C0"], k=0)
 
 
-def test_batch_job_reports_missing_model_and_bad_audience(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")  # no models at all
+def test_batch_job_reports_missing_model_and_bad_audience(tmp_path) -> None:
+    empty = Store.at(tmp_path / "empty")  # no models at all
     audience = tmp_path / "audience.csv"
     pd.DataFrame({"who": ["C0"]}).to_csv(audience, index=False)
     with pytest.raises(UserError, match="customer_id"):
-        batch_recommend(BatchRecommendConfig(customers=audience, out=tmp_path / "out.csv"))
+        batch_recommend(BatchRecommendConfig(customers=audience, out=tmp_path / "out.csv", store=empty))
     pd.DataFrame({"customer_id": ["C0"]}).to_csv(audience, index=False)
     with pytest.raises(UserError, match="No recommender"):
         batch_recommend(
             BatchRecommendConfig(
-                customers=audience, out=tmp_path / "out.csv", model_uri="models:/recommender@champion"
+                customers=audience,
+                out=tmp_path / "out.csv",
+                model_uri="models:/recommender@champion",
+                store=empty,
             )
         )
+
+
+def test_item_lists_union_and_slice_match_per_row_numpy() -> None:
+    a = ItemLists.from_lists([[5, 1], [], [3, 3], [7], []])
+    b = ItemLists.from_lists([[1, 2], [4], [], [0, 7], []])
+    union = a.union(b)
+    assert [union.row(r).tolist() for r in range(5)] == [
+        np.union1d(a.row(r), b.row(r)).tolist() for r in range(5)
+    ]
+    part = a.slice(1, 4)
+    assert [part.row(r).tolist() for r in range(3)] == [[], [3, 3], [7]]
+    assert ItemLists.empty(2).union(ItemLists.empty(2)).lengths().tolist() == [0, 0]
+
+
+def test_mask_cache_is_bounded_and_shares_builds_of_equal_masks() -> None:
+    b = hand_bundle()
+    cache = MaskCache(b.item_category, b.item_active, capacity=2)
+    builds = []
+
+    def build(allowed: np.ndarray) -> int:
+        builds.append(int(allowed.sum()))
+        return len(builds)
+
+    phone_tv = cache.mask(BusinessFilters(categories=["phone", "tv"]))
+    tv_phone = cache.mask(BusinessFilters(categories=["tv", "phone"]))
+    assert phone_tv.key == tv_phone.key
+    assert cache.built(phone_tv, build) == cache.built(tv_phone, build) == 1  # one build for both
+    assert cache.built(cache.mask(BusinessFilters(categories=["tv"])), build) == 2
+    assert cache.built(phone_tv, build) == 1  # still cached, now the newest
+    assert cache.built(cache.mask(BusinessFilters(categories=["laptop"])), build) == 3  # evicts ["tv"]
+    assert cache.built(cache.mask(BusinessFilters(categories=["tv"])), build) == 4  # rebuilt
+    assert builds == [4, 2, 0, 2]  # allowed items per build (the laptop is inactive)

@@ -200,7 +200,7 @@ def test_recommend_batch_limits(client, serving_env):
 def test_churn_score_known_and_unknown(client, serving_env):
     import mlflow
     from serving.churn_scoring import risk_band
-    from serving.service import resolve_model_uri
+    from serving.registry import resolve_model_uri
 
     ids = serving_env.known_customers[:25] + ["never-seen-4"]
     body = client.post("/churn_score", json={"customer_ids": ids}).json()
@@ -319,7 +319,7 @@ def test_failed_reload_keeps_serving_and_is_reported(service_env):
     assert "gone" in service.last_reload_error
     response = service.answer_recommend(service_env.known_customers[0], 3)
     assert response.status_code == 200
-    service.settings = good.model_copy(update={"online_snapshot": service_env.store / "missing"})
+    service.settings = good.model_copy(update={"online_snapshot": service_env.store.dir / "missing"})
     assert service.reload() is False and service._state is state
     assert "incomplete" in service.last_reload_error
     service.settings = good
@@ -334,11 +334,11 @@ def test_poll_reloads_only_when_an_alias_moves(service_env):
     service = CRMService.inner()
     first = service._state
     assert service.poll_once() is False and service._state is first
-    configure_tracking()
+    configure_tracking(service_env.store)
     source = MlflowClient().get_model_version("churn", service_env.churn_version).source
-    new = register_challenger(source, "churn", "serving-tests", "roc_auc", 0.5)
+    new = register_challenger(source, "churn", "serving-tests", "roc_auc", 0.5, store=service_env.store)
     try:
-        promote("churn", force=True)
+        promote("churn", force=True, store=service_env.store)
         assert service.poll_once() is True
         assert service._state is not first and service._state.churn_version == str(new.version)
     finally:
@@ -347,16 +347,61 @@ def test_poll_reloads_only_when_an_alias_moves(service_env):
 
 def test_precomputed_lists_equal_the_computed_path(service_env):
     from serving.config import ServiceSettings
-    from serving.service import load_state, recommend_one, recommend_precomputed
+    from serving.state import load_state
 
     state = load_state(ServiceSettings.from_env())
     assert state.top is not None and state.top.items.shape == (len(service_env.known_customers), 100)
     for customer in service_env.known_customers[:200] + ["never-seen-5"]:
         for k in (1, 10, 100):
-            pre = recommend_precomputed(state, customer, k)
-            computed = recommend_one(state, customer, k, True, None)
-            assert [i["item_id"] for i in pre["items"]] == [i["item_id"] for i in computed["items"]]
+            pre = state.precomputed(customer, k)
+            computed = state.recommend([customer], k, True, None)[0]
             assert pre["fallback"] == computed["fallback"]
             np.testing.assert_allclose(
                 [i["score"] for i in pre["items"]], [i["score"] for i in computed["items"]], rtol=1e-5
             )
+            _assert_same_ranking(pre["items"], computed["items"], rtol=1e-5)
+
+
+def _assert_same_ranking(left: list[dict], right: list[dict], rtol: float) -> None:
+    """The same items in the same order, except that items whose scores tie within ``rtol`` may
+    swap: a block of queries and a single query go through different FAISS kernels, whose sums
+    differ in the last bits."""
+    assert len(left) == len(right)
+    for i, (a, b) in enumerate(zip(left, right, strict=True)):
+        if a["item_id"] == b["item_id"]:
+            continue
+        tied = [r["item_id"] for r in right if np.isclose(r["score"], a["score"], rtol=rtol, atol=0.0)]
+        assert a["item_id"] in tied or i == len(left) - 1, f"position {i}: {a} is not tied in {right}"
+        assert np.isclose(a["score"], b["score"], rtol=rtol, atol=0.0), f"position {i}: {a} != {b}"
+
+
+def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env):
+    from serving.churn_scoring import churn_list
+    from serving.config import ServiceSettings
+    from serving.state import load_state
+
+    state = load_state(ServiceSettings.from_env().model_copy(update={"precompute_recommendations": False}))
+    snapshot = state.snapshot.snapshot.reset_index(drop=True)
+    segment = {"min_probability": 0.0, "tiers": None, "regions": None, "owns": None}
+    for query in (
+        {**segment, "limit": 100, "sort": "expected_loss"},
+        {
+            **segment,
+            "min_probability": 0.3,
+            "tiers": ["gold"],
+            "owns": ["phone"],
+            "limit": 40,
+            "sort": "probability",
+        },
+        {**segment, "regions": ["north"], "limit": 10_000, "sort": "probability"},
+        {**segment, "min_probability": 1.0, "limit": 5, "sort": "expected_loss"},
+    ):
+        listed = state.churn_list(**query)
+        expected = churn_list(state.churn, snapshot, **query)
+        assert [r["customer_id"] for r in listed] == expected["customer_id"].tolist()
+        assert [r["rank"] for r in listed] == expected["rank"].tolist()
+        assert [r["churn_probability"] for r in listed] == [
+            round(p, 6) for p in expected["churn_probability"]
+        ]
+        assert [r["top_reasons"] for r in listed] == expected["top_reasons"].map(list).tolist()
+        assert [r["suggested_action"] for r in listed] == expected["suggested_action"].tolist()

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from crm import settings
 from crm.cli import app
 from features.contract import open_validated
-from training import recommender
+from training import recommender, recommender_data
 from training.registry import CHALLENGER, get_alias, promote
 
 MODELS = ("two_tower", "popularity", "cooccurrence", "als")
@@ -24,23 +23,22 @@ FIGURES = ("recall", "ndcg", "hit_rate", "coverage")
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, store_dir, tmp_path_factory):
-    """One registered training run on tiny, in the temporary store (module fixtures run before the
-    autouse store fixture, so this one points MLflow at it itself)."""
+def trained(tiny_data, store, tmp_path_factory):
+    """One registered training run on tiny, in the session's temporary store."""
     out = tmp_path_factory.mktemp("rec") / "metrics.json"
-    cfg = recommender.RecommenderTrainConfig(data=tiny_data, epochs=5, register_model=True, metrics_json=out)
+    cfg = recommender.RecommenderTrainConfig(
+        data=tiny_data, epochs=5, register_model=True, metrics_json=out, store=store
+    )
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in settings.store_env(store_dir).items():
-            mp.setenv(key, value)
         mp.setenv("GIT_PYTHON_REFRESH", "quiet")
         return recommender.run(cfg), out
 
 
 @pytest.fixture(scope="module")
-def served(trained, store_dir):
+def served(trained, store):
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{store_dir / 'mlflow.db'}")
+    mlflow.set_tracking_uri(store.tracking)
     return mlflow.pyfunc.load_model(trained[0].model_uri)
 
 
@@ -66,8 +64,8 @@ def test_refinement_and_category_head_beat_the_towers_alone_on_the_time_split(tr
 def test_category_head_learns_from_earlier_windows_only(tiny_data) -> None:
     cfg = recommender.RecommenderTrainConfig(data=tiny_data)
     con = open_validated(tiny_data)
-    prep = recommender.prepare(con, recommender.load_split(con, cfg))
-    head, serving_features = recommender.head_inputs(con, prep, windows=2)
+    prep = recommender_data.prepare(con, recommender.load_split(con, cfg))
+    head, serving_features = recommender_data.head_inputs(con, prep, windows=2)
     n = len(prep.customer_ids)
     assert head.features.shape[0] == head.recent.shape[0] == head.bought.shape[0] == 2 * n
     assert serving_features.shape == (n, head.features.shape[1])
@@ -92,7 +90,8 @@ def test_category_head_learns_from_earlier_windows_only(tiny_data) -> None:
     assert np.array_equal(head.recent[:n, 0], codes)
     # a random split has no later window to learn from
     random = recommender.RecommenderTrainConfig(data=tiny_data, split="random-per-user")
-    assert recommender.head_inputs(con, recommender.prepare(con, recommender.load_split(con, random))) is None
+    random_prep = recommender_data.prepare(con, recommender.load_split(con, random))
+    assert recommender_data.head_inputs(con, random_prep) is None
 
 
 def test_metrics_json_follows_design_section_10(trained) -> None:
@@ -109,15 +108,17 @@ def test_metrics_json_follows_design_section_10(trained) -> None:
     assert doc["two_tower_share_of_oracle_recall"] == pytest.approx(expected, abs=1e-3)
 
 
-def test_registered_as_challenger_and_gate_compares_on_the_same_holdout(trained, tiny_data) -> None:
+def test_registered_as_challenger_and_gate_compares_on_the_same_holdout(trained, tiny_data, store) -> None:
     result, _ = trained
     assert result.registered_version is not None
-    assert get_alias("recommender", CHALLENGER).version == result.registered_version
-    assert promote("recommender", force=True).version == result.registered_version
+    assert get_alias("recommender", CHALLENGER, store=store).version == result.registered_version
+    assert promote("recommender", force=True, store=store).version == result.registered_version
     second = recommender.run(
-        recommender.RecommenderTrainConfig(data=tiny_data, epochs=1, register_model=True, baselines=False)
+        recommender.RecommenderTrainConfig(
+            data=tiny_data, epochs=1, register_model=True, baselines=False, store=store
+        )
     )
-    info = get_alias("recommender", CHALLENGER)
+    info = get_alias("recommender", CHALLENGER, store=store)
     assert info.version == second.registered_version != result.registered_version
     # the champion was scored again on this run's holdout: the same split and data give its own figure
     assert info.champion_metric == pytest.approx(result.metrics["two_tower"]["ndcg_at_10"], abs=1e-6)

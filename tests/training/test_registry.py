@@ -9,6 +9,7 @@ import pytest
 
 import mlflow
 from features.errors import UserError
+from features.store import Store
 from training import registry
 
 
@@ -18,12 +19,16 @@ class Constant(mlflow.pyfunc.PythonModel):
 
 
 @pytest.fixture()
-def model_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A fresh store with one logged model (the gate only compares recorded figures)."""
+def gate_store(tmp_path: Path) -> Store:
+    """A fresh store of this test's own."""
+    return Store.at(tmp_path)
+
+
+@pytest.fixture()
+def model_uri(gate_store: Store):
+    """One logged model in the fresh store (the gate only compares recorded figures)."""
     previous = mlflow.get_tracking_uri()
-    monkeypatch.setenv("CRM_STORE_DIR", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    registry.experiment("gate-test")
+    registry.experiment("gate-test", gate_store)
     with mlflow.start_run():
         uri = mlflow.pyfunc.log_model(name="model", python_model=Constant()).model_uri
     yield uri
@@ -31,37 +36,40 @@ def model_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     mlflow.set_registry_uri(previous)
 
 
-def register(model_uri: str, value: float, champion: float | None) -> registry.VersionInfo:
-    return registry.register_challenger(model_uri, "churn", "holdout-A", "roc_auc", value, champion)
+def register(model_uri: str, value: float, champion: float | None, store: Store) -> registry.VersionInfo:
+    return registry.register_challenger(
+        model_uri, "churn", "holdout-A", "roc_auc", value, champion, store=store
+    )
 
 
-def test_gate_promotes_only_a_better_challenger(model_uri: str):
-    uri = model_uri
-    first = register(uri, 0.80, None)
-    assert registry.promote("churn").version == first.version  # no champion yet
+def test_gate_promotes_only_a_better_challenger(model_uri: str, gate_store: Store):
+    uri, store = model_uri, gate_store
+    first = register(uri, 0.80, None, store)
+    assert registry.promote("churn", store=store).version == first.version  # no champion yet
 
-    worse = register(uri, 0.78, champion=0.80)
+    worse = register(uri, 0.78, champion=0.80, store=store)
     with pytest.raises(registry.PromotionRefused, match=r"0\.7800.*0\.8000"):
-        registry.promote("churn")
-    assert registry.get_alias("churn", "champion").version == first.version
-    assert registry.get_alias("churn", "challenger").version == worse.version
+        registry.promote("churn", store=store)
+    assert registry.get_alias("churn", "champion", store=store).version == first.version
+    assert registry.get_alias("churn", "challenger", store=store).version == worse.version
 
-    better = register(uri, 0.83, champion=0.80)
-    result = registry.promote("churn")
+    better = register(uri, 0.83, champion=0.80, store=store)
+    result = registry.promote("churn", store=store)
     assert (result.version, result.previous) == (better.version, first.version)
-    assert registry.get_alias("churn", "champion").version == better.version
+    assert registry.get_alias("churn", "champion", store=store).version == better.version
 
 
-def test_force_overrides_the_gate(model_uri: str):
-    register(model_uri, 0.80, None)
-    registry.promote("churn")
-    worse = register(model_uri, 0.70, champion=0.80)
-    assert registry.promote("churn", force=True).forced
-    assert registry.get_alias("churn", "champion").version == worse.version
+def test_force_overrides_the_gate(model_uri: str, gate_store: Store):
+    store = gate_store
+    register(model_uri, 0.80, None, store)
+    registry.promote("churn", store=store)
+    worse = register(model_uri, 0.70, champion=0.80, store=store)
+    assert registry.promote("churn", force=True, store=store).forced
+    assert registry.get_alias("churn", "champion", store=store).version == worse.version
 
 
-def test_promote_without_challenger_is_a_clear_error(model_uri: str):
+def test_promote_without_challenger_is_a_clear_error(model_uri: str, gate_store: Store):
     with pytest.raises(UserError, match="has no challenger"):
-        registry.promote("churn")
+        registry.promote("churn", store=gate_store)
     with pytest.raises(UserError, match="Unknown model"):
-        registry.promote("pricing")
+        registry.promote("pricing", store=gate_store)

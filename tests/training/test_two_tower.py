@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from features.contract import open_validated
-from serving.retrieval import RECENT_SLOTS, ItemLists, Retrieval
-from training import recommender
+from serving.bundle import RECENT_SLOTS, ItemLists
+from serving.retrieval import Retrieval
+from training import recommender, recommender_data
 from training.two_tower import (
     CategoryHeadTask,
     HeadInputs,
@@ -28,8 +29,8 @@ from training.two_tower import (
 def tiny_inputs(tiny_data):
     cfg = recommender.RecommenderTrainConfig(data=tiny_data)
     con = open_validated(tiny_data)
-    prep = recommender.prepare(con, recommender.load_split(con, cfg))
-    inputs, _ = recommender.tower_inputs(con, prep, TwoTowerConfig(history_len=20))
+    prep = recommender_data.prepare(con, recommender.load_split(con, cfg))
+    inputs, _ = recommender_data.tower_inputs(con, prep, TwoTowerConfig(history_len=20))
     return prep, inputs
 
 

@@ -1,0 +1,181 @@
+"""Audience jobs with the registered champions: top-k recommendations (``crm recommend``) and the
+ranked churn list (``crm churn-list``, the demo pipeline's last step), written as CSV or Parquet."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.errors import UserError
+from features.store import Store
+from features.vocab import ChurnSort
+from serving.filters import BusinessFilters
+from serving.pyfunc import RecommenderModel
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def _check_output(out: Path) -> None:
+    if out.suffix not in OUTPUT_SUFFIXES:
+        raise UserError(f"Output {out} must end in .csv or .parquet.")
+
+
+def _use_store(store: Store) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(store.tracking)
+    mlflow.set_registry_uri(store.tracking)
+
+
+def read_audience(path: Path) -> list[str]:
+    """Customer ids from a CSV or Parquet file with a ``customer_id`` column."""
+    if not path.is_file():
+        raise UserError(f"Audience file {path} does not exist: expected a CSV or Parquet file.")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the user's file
+        raise UserError(f"Audience file {path} could not be read as CSV or Parquet ({exc}).") from None
+    if "customer_id" not in frame.columns:
+        raise UserError(f"Audience file {path} has no customer_id column (found {', '.join(frame.columns)}).")
+    return frame["customer_id"].dropna().astype(str).drop_duplicates().tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# recommendations for an audience
+
+
+class BatchRecommendConfig(BaseModel):
+    """What ``crm recommend`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customers: Path
+    out: Path
+    k: int = 10
+    model_uri: str = "models:/recommender@champion"
+    online_snapshot: Path | None = None
+    categories: list[str] | None = None
+    exclude_categories: list[str] | None = None
+    store: Store = Field(default_factory=Store)
+
+
+@dataclass
+class BatchRecommendResult:
+    out: Path
+    customers: int
+    rows: int
+    fallback: int
+    seconds: float
+
+
+def load_served_model(model_uri: str, store: Store) -> RecommenderModel:
+    """The recommender pyfunc behind ``model_uri`` (an alias URI, a version URI or a run URI)."""
+    from mlflow.exceptions import MlflowException
+
+    import mlflow
+
+    _use_store(store)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except MlflowException as exc:
+        raise UserError(
+            f"No recommender at {model_uri} ({str(exc).splitlines()[0]}): train one with"
+            " `crm train recommender --register` and `crm promote recommender`, or pass --model-uri."
+        ) from None
+    if not isinstance(model, RecommenderModel):
+        raise UserError(f"The model at {model_uri} is not a recommender.")
+    return model
+
+
+def batch_recommend(cfg: BatchRecommendConfig) -> BatchRecommendResult:
+    """Top-k for every customer of an audience file, vectorised, written as CSV or Parquet.
+
+    With an online snapshot, its owned and recent items replace the model's for the customers it
+    knows (as in the service).
+    """
+    start = time.perf_counter()
+    _check_output(cfg.out)
+    if not 1 <= cfg.k <= 1000:
+        raise UserError(f"k must lie between 1 and 1000, got {cfg.k}.")
+    ids = read_audience(cfg.customers)
+    retrieval = load_served_model(cfg.model_uri, cfg.store).retrieval
+    filters = BusinessFilters(True, True, cfg.categories, cfg.exclude_categories)
+    if cfg.online_snapshot:
+        from features.online import load_online_snapshot
+
+        lists = retrieval.fresh_lists(ids, load_online_snapshot(cfg.online_snapshot))
+        recs = replace(
+            retrieval.recommend_rows(*lists, cfg.k, filters), customer_ids=np.asarray(ids, dtype=object)
+        )
+    else:
+        recs = retrieval.recommend_arrays(ids, cfg.k, filters)
+    frame = retrieval.to_frame(recs)
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.out.suffix == ".parquet":
+        frame.to_parquet(cfg.out, index=False)
+    else:
+        frame.to_csv(cfg.out, index=False)
+    return BatchRecommendResult(
+        cfg.out, len(ids), len(frame), int(recs.fallback.sum()), time.perf_counter() - start
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the ranked churn list
+
+
+class ChurnListConfig(BaseModel):
+    """What ``crm churn-list`` (and the demo's churn-list step) does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    snapshot: Path  # the online snapshot folder
+    top: int = Field(1000, ge=1)
+    min_probability: float = Field(0.0, ge=0.0, le=1.0)
+    tiers: list[str] | None = None
+    regions: list[str] | None = None
+    owns: list[str] | None = None
+    sort: ChurnSort = "expected_loss"
+    model_uri: str = "models:/churn@champion"
+    store: Store = Field(default_factory=Store)
+
+
+@dataclass
+class ChurnListResult:
+    out: Path
+    customers: int
+    value_at_risk: float
+
+
+def write_churn_list(cfg: ChurnListConfig) -> ChurnListResult:
+    """Score the online snapshot with the churn model and write the ranked list (atomically)."""
+    import mlflow.pyfunc
+
+    from features.online import load_online_snapshot
+    from serving.churn_scoring import churn_list
+
+    _check_output(cfg.out)
+    _use_store(cfg.store)
+    online = load_online_snapshot(cfg.snapshot)
+    try:
+        model = mlflow.pyfunc.load_model(cfg.model_uri).unwrap_python_model()
+    except Exception as exc:  # noqa: BLE001 - any load failure is the user's registry state
+        raise UserError(f"Cannot load {cfg.model_uri}: {str(exc).splitlines()[0]}") from None
+    ranked = churn_list(
+        model, online.snapshot.reset_index(drop=True), min_probability=cfg.min_probability, limit=cfg.top,
+        sort=cfg.sort, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns,
+    )  # fmt: skip
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cfg.out.with_suffix(".tmp" + cfg.out.suffix)
+    if cfg.out.suffix == ".csv":
+        ranked.assign(top_reasons=ranked["top_reasons"].map("; ".join)).to_csv(tmp, index=False)
+    else:
+        ranked.to_parquet(tmp, index=False)
+    tmp.replace(cfg.out)  # a reader never sees half a list
+    return ChurnListResult(cfg.out, len(ranked), float(ranked["value_at_risk"].sum()))

@@ -1,0 +1,127 @@
+"""Request and response models of the service, and the limits they enforce.
+
+The hot endpoints' request models serve both the typed API and the fast lane (see
+:mod:`serving.http`); the response models document the answers in the OpenAPI document, while the
+endpoints write the same JSON directly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.vocab import MEMBER_TIERS, UNKNOWN_TIER
+
+MAX_K = 100
+MAX_BATCH = 10_000
+MAX_ID_LENGTH = 200
+TIERS = (*MEMBER_TIERS, UNKNOWN_TIER)
+
+CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Category = Annotated[str, Field(min_length=1, max_length=100)]
+K = Annotated[int, Field(ge=1, le=MAX_K, description="List length, 1-100.")]
+CustomerIds = Annotated[list[CustomerId], Field(min_length=1, max_length=MAX_BATCH)]
+Categories = Annotated[list[Category], Field(max_length=50)]
+
+# the /churn_list parameters
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Tiers = Annotated[list[Literal[TIERS]], Field(max_length=len(TIERS))]  # type: ignore[valid-type]
+Regions = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)]
+Owns = Annotated[list[Category], Field(max_length=20, description="Categories owned.")]
+Limit = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+
+
+# ---------------------------------------------------------------------------------------------
+# request models of the hot endpoints
+
+
+class RecommendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: CustomerId
+    k: K = 10
+    exclude_owned: bool = True
+    categories: Categories | None = None
+
+
+class ChurnScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: CustomerIds
+
+
+# ---------------------------------------------------------------------------------------------
+# response models
+
+
+class Item(BaseModel):
+    item_id: str
+    category: str
+    score: float
+
+
+class Recommendation(BaseModel):
+    customer_id: str
+    items: list[Item]
+    fallback: bool = Field(description="True when the customer is unknown and popularity answered.")
+
+
+class RecommendResponse(Recommendation):
+    model_version: str
+
+
+class RecommendBatchResponse(BaseModel):
+    results: list[Recommendation]
+    model_version: str
+
+
+class ChurnScore(BaseModel):
+    customer_id: str
+    known: bool = Field(description="False when the snapshot does not know the customer (no score).")
+    churn_probability: float | None
+    risk_band: str | None
+    top_reasons: list[str]
+    value_at_risk: float | None
+    suggested_action: str | None
+
+
+class ChurnScoreResponse(BaseModel):
+    scores: list[ChurnScore]
+    model_version: str
+
+
+class ChurnListEntry(BaseModel):
+    rank: int
+    customer_id: str
+    churn_probability: float
+    risk_band: str
+    customer_value: float
+    value_at_risk: float
+    top_reasons: list[str]
+    suggested_action: str
+    member_tier: str | None
+    region: str | None
+
+
+class ChurnListResponse(BaseModel):
+    customers: list[ChurnListEntry]
+    model_version: str
+    snapshot_as_of: str
+
+
+class ModelInfo(BaseModel):
+    ready: bool
+    churn_model: str | None
+    churn_version: str | None
+    recommender_model: str | None
+    recommender_version: str | None
+    snapshot: str | None
+    snapshot_as_of: str | None
+    loaded_at: float | None
+    reloads: int
+    last_reload_error: str | None
+
+
+class ReloadResponse(ModelInfo):
+    reloaded: bool

@@ -1,0 +1,254 @@
+"""What the service serves from: the champions, the online snapshot and what is precomputed from them.
+
+:func:`load_state` loads both champions (from the MLflow registry, pinned to a version, or from a
+built Bento) and the online snapshot into one immutable :class:`LoadedState`. The snapshot does
+not change until the next reload, so every answer that depends only on it is computed once here:
+the churn score of every customer, the table ``/churn_list`` ranks, and the default-filter
+recommendation lists. The endpoints read the state's methods; a reload builds a new state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from features.errors import UserError
+from serving import bento
+from serving.bundle import ItemLists
+from serving.churn_scoring import filter_segment, rank
+from serving.config import ServiceSettings
+from serving.filters import BusinessFilters
+from serving.registry import LoadedModel, load_python_model, resolve_model_uri
+from serving.schemas import MAX_K
+
+if TYPE_CHECKING:
+    from features.online import OnlineSnapshot
+    from serving.churn_scoring import ChurnModel
+    from serving.retrieval import Retrieval
+
+SEGMENT_COLUMNS = ("member_tier", "region")  # besides owns_<category>: what a churn segment filters on
+
+
+@dataclass(frozen=True)
+class TopLists:
+    """The answer of /recommend with the default filters (owned excluded, any category) for every
+    customer of the snapshot, ``MAX_K`` long. ``popular`` is the unknown customer's list."""
+
+    row: dict[str, int]  # customer_id -> row
+    items: np.ndarray  # (n, MAX_K) int32 item positions, -1 pads
+    scores: np.ndarray  # (n, MAX_K) float32
+    fallback: np.ndarray  # (n,) bool
+    popular_items: np.ndarray  # (MAX_K,) int32
+    popular_scores: np.ndarray  # (MAX_K,) float32
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    """Everything a request reads; never changed after it is built (the retrieval's filter cache
+    is only a memo)."""
+
+    churn: ChurnModel
+    churn_uri: str
+    churn_version: str
+    retrieval: Retrieval
+    recommender_uri: str
+    recommender_version: str
+    snapshot: OnlineSnapshot
+    scores: dict[str, dict[str, Any]]  # customer_id -> JSON-ready churn score
+    churn_table: pd.DataFrame  # every snapshot customer as a churn list shows them, with segment columns
+    loaded_at: float = field(default_factory=time.time)
+    top: TopLists | None = None  # default-filter lists precomputed per snapshot customer
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What a poll compares: both model versions and the snapshot's as-of."""
+        return (self.churn_version, self.recommender_version, self.snapshot.as_of)
+
+    # -- recommendations ------------------------------------------------------------------------
+
+    def recommend(
+        self, customer_ids: list[str], k: int, exclude_owned: bool, categories: list[str] | None
+    ) -> list[dict[str, Any]]:
+        """Top-k per customer, from the snapshot's owned and recent items where it knows them."""
+        filters = BusinessFilters(exclude_owned=exclude_owned, categories=categories or None)
+        rows, recent, owned = self.retrieval.fresh_lists(customer_ids, self.snapshot)
+        return self.retrieval.answers(
+            customer_ids, self.retrieval.recommend_rows(rows, recent, owned, k, filters)
+        )
+
+    def recommend_one(
+        self, customer_id: str, k: int, exclude_owned: bool, categories: list[str] | None
+    ) -> dict[str, Any]:
+        """One customer's answer: the precomputed list where it applies, else :meth:`recommend`."""
+        if exclude_owned and not categories:
+            answer = self.precomputed(customer_id, k)
+            if answer is not None:
+                return answer
+        return self.recommend([customer_id], k, exclude_owned, categories)[0]
+
+    def precomputed(self, customer_id: str, k: int) -> dict[str, Any] | None:
+        """The default-filter answer from :class:`TopLists`, or None when it must be computed."""
+        top = self.top
+        if top is None:
+            return None
+        row = top.row.get(customer_id)
+        if row is not None:
+            items, scores, fallback = top.items[row, :k], top.scores[row, :k], bool(top.fallback[row])
+        elif customer_id not in self.retrieval.customer_row:  # unknown to the snapshot and the model
+            items, scores, fallback = top.popular_items[:k], top.popular_scores[:k], True
+        else:
+            return None
+        return self.retrieval.answer(customer_id, items.tolist(), scores.tolist(), fallback)
+
+    # -- churn ------------------------------------------------------------------------------------
+
+    def churn_scores(self, customer_ids: list[str]) -> list[dict[str, Any]]:
+        """The precomputed score of each customer (``known: false`` for those the snapshot lacks)."""
+        return [self.scores.get(c) or unknown_score(c) for c in customer_ids]
+
+    def churn_list(
+        self,
+        min_probability: float,
+        tiers: list[str] | None,
+        regions: list[str] | None,
+        owns: list[str] | None,
+        limit: int,
+        sort: str,
+    ) -> list[dict[str, Any]]:
+        """A segment's customers ranked as :func:`serving.churn_scoring.churn_list` ranks them."""
+        top = rank(filter_segment(self.churn_table, tiers, regions, owns), min_probability, limit, sort)
+        return [
+            {
+                "rank": position,
+                "customer_id": str(r.customer_id),
+                "churn_probability": round(float(r.churn_probability), 6),
+                "risk_band": str(r.risk_band),
+                "customer_value": round(float(r.customer_value), 4),
+                "value_at_risk": round(float(r.value_at_risk), 4),
+                "top_reasons": list(r.top_reasons),
+                "suggested_action": str(r.suggested_action),
+                "member_tier": _str_or_none(r.member_tier),
+                "region": _str_or_none(r.region),
+            }
+            for position, r in enumerate(top.itertuples(index=False), start=1)
+        ]
+
+
+def unknown_score(customer_id: str) -> dict[str, Any]:
+    """The /churn_score answer for a customer the snapshot does not know."""
+    return {
+        "customer_id": customer_id,
+        "known": False,
+        "churn_probability": None,
+        "risk_band": None,
+        "top_reasons": [],
+        "value_at_risk": None,
+        "suggested_action": None,
+    }
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and precomputing
+
+
+def score_snapshot(
+    churn: ChurnModel, snapshot: pd.DataFrame
+) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
+    """Every snapshot customer scored once: the JSON-ready ``/churn_score`` answers, and the table
+    ``/churn_list`` ranks.
+
+    The table holds what :func:`serving.churn_scoring.churn_list` computes for a segment: LightGBM's
+    own probability (the reasons pass sums the contributions instead, which can differ in the last
+    bits), its band and value at risk, with the reasons of the same pass and the segment columns.
+    """
+    frame = snapshot.reset_index(drop=True)
+    segment = frame[[*SEGMENT_COLUMNS, *(c for c in frame.columns if c.startswith("owns_"))]]
+    listed = churn.score(frame, with_reasons=False)
+    if frame.empty:
+        return {}, pd.concat([listed.assign(top_reasons=[], suggested_action=[]), segment], axis=1)
+    scored = churn.score(frame, with_reasons=True)
+    scores = {
+        str(row.customer_id): {
+            "customer_id": str(row.customer_id),
+            "known": True,
+            "churn_probability": round(float(row.churn_probability), 6),
+            "risk_band": str(row.risk_band),
+            "top_reasons": list(row.top_reasons),
+            "value_at_risk": round(float(row.value_at_risk), 4),
+            "suggested_action": str(row.suggested_action),
+        }
+        for row in scored.itertuples(index=False)
+    }
+    reasons = scored[["top_reasons", "suggested_action"]]
+    return scores, pd.concat([listed, reasons, segment], axis=1)
+
+
+def precompute_recommendations(state: LoadedState, chunk: int = 4096) -> TopLists:
+    """Top-``MAX_K`` lists with the default filters for every snapshot customer, in chunks, through
+    the same lists and query as :meth:`LoadedState.recommend`."""
+    retrieval, snapshot = state.retrieval, state.snapshot
+    ids = [str(c) for c in snapshot.snapshot.index]
+    items = np.full((len(ids), MAX_K), -1, dtype=np.int32)
+    scores = np.full((len(ids), MAX_K), -np.inf, dtype=np.float32)
+    fallback = np.zeros(len(ids), dtype=bool)
+    for start in range(0, len(ids), chunk):
+        block = slice(start, start + chunk)
+        recs = retrieval.recommend_rows(*retrieval.fresh_lists(ids[block], snapshot), MAX_K)
+        items[block], scores[block], fallback[block] = recs.items, recs.scores, recs.fallback
+    nobody = retrieval.recommend_rows(np.array([-1]), ItemLists.empty(1), ItemLists.empty(1), MAX_K)
+    return TopLists(
+        row={c: i for i, c in enumerate(ids)},
+        items=items,
+        scores=scores,
+        fallback=fallback,
+        popular_items=nobody.items[0].astype(np.int32),
+        popular_scores=nobody.scores[0],
+    )
+
+
+def _load_models(settings: ServiceSettings) -> tuple[LoadedModel, LoadedModel, Path]:
+    """The churn model, the recommender, and the online snapshot's folder."""
+    if settings.model_source == "bento":
+        return bento.load_model(bento.CHURN), bento.load_model(bento.RECOMMENDER), bento.snapshot_path()
+    uris = (settings.churn_model_uri, settings.recommender_model_uri)
+    refs = [resolve_model_uri(uri, settings.tracking_uri) for uri in uris]  # both pinned before loading
+    churn, recommender = (LoadedModel(load_python_model(r.location), r.uri, r.version) for r in refs)
+    return churn, recommender, settings.online_snapshot
+
+
+def load_state(settings: ServiceSettings) -> LoadedState:
+    """Load both champions and the online snapshot; raise on any failure (nothing is swapped)."""
+    from features.online import load_online_snapshot
+
+    churn, recommender, snapshot_path = _load_models(settings)
+    retrieval = getattr(recommender.model, "retrieval", recommender.model)
+    if not hasattr(churn.model, "score") or not hasattr(retrieval, "recommend_rows"):
+        raise UserError(f"{churn.uri} / {recommender.uri} are not the CRM churn and recommender models.")
+    churn.model.num_threads = 1  # one LightGBM thread per worker: requests are small
+    snapshot = load_online_snapshot(snapshot_path)
+    scores, churn_table = score_snapshot(churn.model, snapshot.snapshot)
+    state = LoadedState(
+        churn=churn.model,
+        churn_uri=churn.uri,
+        churn_version=churn.version,
+        retrieval=retrieval,
+        recommender_uri=recommender.uri,
+        recommender_version=recommender.version,
+        snapshot=snapshot,
+        scores=scores,
+        churn_table=churn_table,
+    )
+    if settings.precompute_recommendations:
+        state = replace(state, top=precompute_recommendations(state))
+    return state
