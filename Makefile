@@ -9,7 +9,7 @@ PRESET ?= demo
 PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format mlflow-ui bench clean
+.PHONY: install demo test lint format mlflow-ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,6 +1,6 @@
 """Snapshot build time against the scan floor on the same events. JSON on stdout.
 
-    python bench/features.py [--events 20000000] [--customers 1000000] [--repeats 3] [--data DIR]
+    python -m bench.features [--events 20000000] [--customers 1000000] [--repeats 3] [--data DIR]
 
 Without ``--data`` it writes a synthetic events table of the requested size (numpy, seeded) with
 every event type, channels, items and customers, so the snapshot does all its work. In the same
@@ -31,20 +31,19 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# `features` package: drop the folder so the package is found.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import duckdb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from features.contract import EVENT_TYPES, _connect  # noqa: E402
-from features.families import DUCKDB, _window_aggregates, coded_events_sql  # noqa: E402
-from features.snapshot import as_datetime, build_snapshot, write_snapshot  # noqa: E402
+from features.contract import _connect
+from features.families import DUCKDB, coded_events_sql, window_aggregates
+from features.query import as_datetime
+from features.snapshot import build_snapshot, write_snapshot
+from features.vocab import CATEGORIES, CHANNELS, EVENT_TYPES, MEMBER_TIERS
 
 AS_OF = "2025-12-01"
+Rounds = dict[str, list[float]]  # seconds of each round, by what was timed
 
 
 def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0) -> None:
@@ -68,12 +67,11 @@ def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0
                 "item_id": pa.array(np.char.add("I", item.astype(str)), mask=~has_item),
                 "quantity": pa.array(np.ones(n, dtype=np.int64), mask=~has_item),
                 "amount": pa.array(rng.uniform(5, 900, n), mask=~np.isin(types, [2, 3])),
-                "channel": pa.array(np.array(["mall", "app", "offline_store", "social", "partner"])[
-                    rng.integers(0, 5, n)]),
+                "channel": pa.array(np.array(CHANNELS)[rng.integers(0, len(CHANNELS), n)]),
             }
         )  # fmt: skip
         pq.write_table(table, folder / "events" / f"part-{k:03d}.parquet")
-    cats = np.array(["phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other"])
+    cats = np.array(CATEGORIES)
     pq.write_table(
         pa.table(
             {
@@ -95,9 +93,7 @@ def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0
                 "birth_year": rng.integers(1955, 2007, n_customers),
                 "gender": np.array(["f", "m"])[rng.integers(0, 2, n_customers)],
                 "region": np.array(["east", "south", "north"])[rng.integers(0, 3, n_customers)],
-                "member_tier": np.array(["standard", "silver", "gold", "platinum"])[
-                    rng.integers(0, 4, n_customers)
-                ],
+                "member_tier": np.array(MEMBER_TIERS)[rng.integers(0, len(MEMBER_TIERS), n_customers)],
                 "points_balance": rng.uniform(0, 5000, n_customers),
             }
         ),
@@ -106,6 +102,7 @@ def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0
 
 
 def connect(folder: Path) -> duckdb.DuckDBPyConnection:
+    """Views events, customers and items over a contract folder (raw or validated events)."""
     con = _connect()
     events = folder / "events" if (folder / "events").is_dir() else folder / "validated" / "events.parquet"
     pattern = f"{events}/*.parquet" if events.is_dir() else str(events)
@@ -116,9 +113,79 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
 
 
 def timed(fn) -> float:
+    """Seconds that ``fn()`` takes."""
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def reference_queries(tmp: Path) -> dict[str, str]:
+    """The floor, the scan alone and the events pass, as SQL over the views."""
+    aggregates = ", ".join(window_aggregates())
+    return {
+        "floor": "SELECT customer_id, count(*) FROM events GROUP BY customer_id",
+        # expressions on every value, so no column is answered from the Parquet statistics
+        "scan": (
+            "SELECT sum(strlen(customer_id)), sum(strlen(event_type)), sum(strlen(channel)),"
+            " sum(amount), max(epoch_us(ts) % 1000003) FROM events"
+        ),
+        "events pass": (
+            f"COPY (SELECT customer_id, {aggregates} FROM ({coded_events_sql(as_datetime(AS_OF), DUCKDB)})"
+            f" GROUP BY customer_id) TO '{tmp / 'pass.parquet'}' (FORMAT parquet)"
+        ),
+    }
+
+
+def time_rounds(con: duckdb.DuckDBPyConnection, tmp: Path, repeats: int) -> tuple[Rounds, int]:
+    """Each round times the reference queries, the snapshot to Parquet and as a DataFrame, back
+    to back; returns the seconds of every round by name and the snapshot's rows."""
+    queries = reference_queries(tmp)
+    times: Rounds = {name: [] for name in (*queries, "snapshot", "as a DataFrame")}
+    rows, out = 0, tmp / "snapshot.parquet"
+    for _ in range(repeats):
+        for name, sql in queries.items():
+            times[name].append(timed(lambda sql=sql: con.execute(sql).fetchall()))
+        start = time.perf_counter()
+        rows = write_snapshot(con, AS_OF, out)
+        times["snapshot"].append(time.perf_counter() - start)
+        times["as a DataFrame"].append(timed(lambda: build_snapshot(con, AS_OF)))
+        print(", ".join(f"{name} {seconds[-1]:.2f} s" for name, seconds in times.items()), file=sys.stderr)
+    return times, rows
+
+
+def summary(n_events: int, rows: int, repeats: int, times: Rounds, load_before: float) -> dict:
+    """The JSON report: medians, ratios to the floor, every round, and the machine's state."""
+    floors, snaps, frames = times["floor"], times["snapshot"], times["as a DataFrame"]
+    floor, snap, frame = statistics.median(floors), statistics.median(snaps), statistics.median(frames)
+    passes = statistics.median(times["events pass"])
+    return {
+        "benchmark": "features",
+        "events": n_events,
+        "customers_in_snapshot": rows,
+        "as_of": AS_OF,
+        "repeats": repeats,
+        "scan_floor_seconds_median": round(floor, 3),
+        "snapshot_seconds_median": round(snap, 3),
+        # each round times the floor and the snapshot back to back; on a shared machine a busy
+        # spell can slow one round's floor alone, and a ratio of medians taken from different
+        # rounds then passes or fails by chance: the median of the rounds' ratios is the figure
+        # to read
+        "ratio_snapshot_to_floor": round(statistics.median(map(operator.truediv, snaps, floors)), 2),
+        "ratio_of_medians_snapshot_to_floor": round(snap / floor, 2),
+        "dataframe_seconds_median": round(frame, 3),
+        "ratio_dataframe_to_floor": round(frame / floor, 2),
+        "scan_seconds_median": round(statistics.median(times["scan"]), 3),
+        "events_pass_seconds_median": round(passes, 3),
+        "events_pass_aggregates": len(window_aggregates()),
+        "ratio_events_pass_to_floor": round(passes / floor, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "all_floor_seconds": [round(x, 3) for x in floors],
+        "all_snapshot_seconds": [round(x, 3) for x in snaps],
+        "all_dataframe_seconds": [round(x, 3) for x in frames],
+        # the machine is shared: a busy one stretches the longer query more than the floor
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def main() -> None:
@@ -137,66 +204,8 @@ def main() -> None:
             print(f"generated {args.events:,} events in {gen:.1f} s", file=sys.stderr)
         con = connect(folder)
         n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
-        floor_sql = "SELECT customer_id, count(*) FROM events GROUP BY customer_id"
-        # expressions on every value, so no column is answered from the Parquet statistics
-        scan_sql = (
-            "SELECT sum(strlen(customer_id)), sum(strlen(event_type)), sum(strlen(channel)),"
-            " sum(amount), max(epoch_us(ts) % 1000003) FROM events"
-        )
-        aggregates = ", ".join(_window_aggregates())
-        events_pass = (
-            f"COPY (SELECT customer_id, {aggregates} FROM ({coded_events_sql(as_datetime(AS_OF), DUCKDB)})"
-            f" GROUP BY customer_id) TO '{Path(tmp) / 'pass.parquet'}' (FORMAT parquet)"
-        )
-        floors, snaps, frames, scans, passes, rows = [], [], [], [], [], 0
-        out = Path(tmp) / "snapshot.parquet"
-        for _ in range(args.repeats):
-            floors.append(timed(lambda: con.execute(floor_sql).fetchall()))
-            scans.append(timed(lambda: con.execute(scan_sql).fetchall()))
-            passes.append(timed(lambda: con.execute(events_pass).fetchall()))
-            start = time.perf_counter()
-            rows = write_snapshot(con, AS_OF, out)
-            snaps.append(time.perf_counter() - start)
-            frames.append(timed(lambda: build_snapshot(con, AS_OF)))
-            print(
-                f"floor {floors[-1]:.2f} s, scan {scans[-1]:.2f} s, events pass {passes[-1]:.2f} s,"
-                f" snapshot {snaps[-1]:.2f} s, as a DataFrame {frames[-1]:.2f} s",
-                file=sys.stderr,
-            )
-    floor, snap, frame = statistics.median(floors), statistics.median(snaps), statistics.median(frames)
-    print(
-        json.dumps(
-            {
-                "benchmark": "features",
-                "events": n_events,
-                "customers_in_snapshot": rows,
-                "as_of": AS_OF,
-                "repeats": args.repeats,
-                "scan_floor_seconds_median": round(floor, 3),
-                "snapshot_seconds_median": round(snap, 3),
-                # each round times the floor and the snapshot back to back; on a shared machine a
-                # busy spell can slow one round's floor alone, and a ratio of medians taken from
-                # different rounds then passes or fails by chance: the median of the rounds'
-                # ratios is the figure to read
-                "ratio_snapshot_to_floor": round(statistics.median(map(operator.truediv, snaps, floors)), 2),
-                "ratio_of_medians_snapshot_to_floor": round(snap / floor, 2),
-                "dataframe_seconds_median": round(frame, 3),
-                "ratio_dataframe_to_floor": round(frame / floor, 2),
-                "scan_seconds_median": round(statistics.median(scans), 3),
-                "events_pass_seconds_median": round(statistics.median(passes), 3),
-                "events_pass_aggregates": len(_window_aggregates()),
-                "ratio_events_pass_to_floor": round(statistics.median(passes) / floor, 2),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                "all_floor_seconds": [round(x, 3) for x in floors],
-                "all_snapshot_seconds": [round(x, 3) for x in snaps],
-                "all_dataframe_seconds": [round(x, 3) for x in frames],
-                # the machine is shared: a busy one stretches the longer query more than the floor
-                "cpu_count": os.cpu_count(),
-                "load_avg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            },
-            indent=2,
-        )
-    )
+        times, rows = time_rounds(con, Path(tmp), args.repeats)
+    print(json.dumps(summary(n_events, rows, args.repeats, times, load_before), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The cost of the engine switch on one machine: snapshot build on Spark local[2] against DuckDB,
 same events, same definitions. JSON on stdout.
 
-    python bench/scale.py [--preset demo] [--repeats 3] [--data DIR]
+    python -m bench.scale [--preset demo] [--repeats 3] [--data DIR]
 
 Simulates the preset (unless ``--data`` is given), validates it once, then times (median of
 repeats) the full snapshot at one as-of date on DuckDB and on Spark. Spark's session start and
@@ -13,22 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from features.contract import open_validated  # noqa: E402
-from features.snapshot import build_snapshot  # noqa: E402
-from features.synth import SynthConfig  # noqa: E402
-from features.synth import run as synth  # noqa: E402
+from features.contract import open_validated
+from features.snapshot import build_snapshot
+from features.synth import SynthConfig
+from features.synth import run as synth
 
 AS_OF = "2025-10-01"
 
 
 def timed(fn):
+    """Seconds that ``fn()`` takes, and what it returns."""
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out

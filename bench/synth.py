@@ -1,6 +1,6 @@
 """Simulator speed and memory: events per second and peak RSS per preset. JSON on stdout.
 
-    python bench/synth.py [--presets demo,large] [--repeats 1]
+    python -m bench.synth [--presets demo,large] [--repeats 1]
 
 Each run is a fresh child process (`crm data synth`), so peak memory is that process's own
 (ru_maxrss of the child). Medians over repeats.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 
 def one_run(preset: str, seed: int) -> dict:
+    """Simulate ``preset`` in a child process: its events, seconds, peak memory and disk use."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "data"
         code = (

@@ -12,10 +12,16 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from features.store import Store
 
 
 @dataclass
 class NotebookContext:
+    """Where a notebook finds its data, snapshot and outputs, and which store has the models."""
+
     root: Path
     data_dir: Path
     online_dir: Path
@@ -25,6 +31,7 @@ class NotebookContext:
 
 
 def repo_root() -> Path:
+    """The repository, from the notebooks' folder or from the repository itself."""
     here = Path.cwd()
     return here.parent if here.name == "notebooks" else here
 
@@ -32,16 +39,18 @@ def repo_root() -> Path:
 def setup(need_models: bool = True) -> NotebookContext:
     """Find the demo outputs, or build the tiny ones; point MLflow at the store that has them."""
     from crm import settings
+    from features.store import Store
 
     root = repo_root()
     os.chdir(root)  # relative defaults (mlflow/, out/) resolve against the repository
     demo = root / "out" / "demo"
-    if (demo / "demo_state.json").is_file() and (not need_models or _has_champions()):
+    store = settings.store()
+    if (demo / "demo_state.json").is_file() and (not need_models or _has_champions(store)):
         work, source = demo, "demo"
     else:
         work, source = root / "out" / "notebooks", "tiny"
-        store = work / "mlflow"
-        os.environ.update(settings.store_env(store))
+        store = Store.at(work / "mlflow")
+        os.environ.update(store.env())
         # in a child process: logging models from inside a Jupyter kernel hit a recursion error in
         # MLflow's artifact copy here, and `crm demo` is what a person would run anyway
         cmd = [sys.executable, "-m", "crm.cli", "demo", "--preset", "tiny", "--seed", "7",
@@ -52,11 +61,11 @@ def setup(need_models: bool = True) -> NotebookContext:
     if need_models:
         from training.registry import configure_tracking
 
-        configure_tracking()
-    return NotebookContext(root, work / "data", work / "online", work, settings.tracking_uri(), source)
+        configure_tracking(store)
+    return NotebookContext(root, work / "data", work / "online", work, store.tracking, source)
 
 
-def _has_champions() -> bool:
+def _has_champions(store: Store) -> bool:
     from training.registry import get_alias
 
-    return all(get_alias(name, "champion") is not None for name in ("churn", "recommender"))
+    return all(get_alias(name, "champion", store=store) is not None for name in ("churn", "recommender"))

@@ -20,9 +20,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
+
+from features.store import Store
+from features.vocab import DemoPreset
 
 
 class DemoConfig(BaseModel):
@@ -30,16 +33,17 @@ class DemoConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str = "demo"
+    preset: DemoPreset = "demo"
     seed: int = 42
     work_dir: Path = Path("out/demo")
-    churn_trials: int = 10
-    # 5, not the model's 8: on the demo preset the training loss is flat after epoch 4 (5.36, then
-    # 5.33 ... 5.29 at 8) and each epoch costs about 70 s on 2 cores, which kept `make demo` from a
-    # fresh clone over its 15 minutes (16:01 with 8 epochs). None: the model's default.
-    recommender_epochs: int | None = 5
-    churn_top: int = 1000
+    churn_trials: int = Field(10, ge=1)
+    # 5, not the model's 8: on the demo preset the training loss is flat after the first few epochs,
+    # and every further epoch is a long step on a small machine, which kept `make demo` from a fresh
+    # clone over its time budget. None: the model's default.
+    recommender_epochs: int | None = Field(5, ge=1)
+    churn_top: int = Field(1000, ge=1)
     force: bool = False  # rerun every step
+    store: Store = Field(default_factory=Store)  # where the models are tracked and registered
 
 
 @dataclass
@@ -114,6 +118,7 @@ def run_step(
 
 
 def synth_step(cfg: DemoConfig, data_dir: Path) -> dict[str, Any]:
+    """Simulate the preset into ``data_dir`` (through a temporary folder)."""
     from features.synth import SynthConfig
     from features.synth import run as synth
 
@@ -128,6 +133,7 @@ def synth_step(cfg: DemoConfig, data_dir: Path) -> dict[str, Any]:
 
 
 def validate_step(data_dir: Path) -> dict[str, Any]:
+    """Validate the simulated data against the input contract."""
     from features.contract import validate
 
     report = validate(data_dir)
@@ -138,6 +144,7 @@ def validate_step(data_dir: Path) -> dict[str, Any]:
 
 
 def features_step(data_dir: Path, online_dir: Path) -> dict[str, Any]:
+    """Build the online snapshot that serving and the churn list read."""
     from features.online import build_online_snapshot, load_online_snapshot
 
     path = build_online_snapshot(data_dir, online_dir)
@@ -155,6 +162,7 @@ def holdout_as_of(data_dir: Path, horizon_days: int) -> str:
 
 
 def churn_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    """Train, tune and register the churn model on the latest holdout that fits the data."""
     from training.churn import ChurnTrainConfig
     from training.churn import run as train_churn
 
@@ -164,7 +172,7 @@ def churn_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Cons
         result = train_churn(
             ChurnTrainConfig(
                 data=data_dir, as_of=as_of, trials=cfg.churn_trials, register_model=True,
-                metrics_json=metrics_json, seed=cfg.seed,
+                metrics_json=metrics_json, seed=cfg.seed, store=cfg.store,
             ),
             progress=lambda msg: status.update(f"churn: {msg}"),
         )  # fmt: skip
@@ -177,6 +185,7 @@ def churn_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Cons
 
 
 def recommender_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    """Train and register the recommender on the time split."""
     from training.recommender import RecommenderTrainConfig
     from training.recommender import run as train_recommender
 
@@ -186,7 +195,7 @@ def recommender_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console
         result = train_recommender(
             RecommenderTrainConfig(
                 data=data_dir, split="time", register_model=True, metrics_json=metrics_json,
-                seed=cfg.seed, **extra,
+                seed=cfg.seed, store=cfg.store, **extra,
             ),
             progress=lambda msg: status.update(f"recommender: {msg}"),
         )  # fmt: skip
@@ -197,43 +206,33 @@ def recommender_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console
     }
 
 
-def promote_step(name: str, console: Console) -> dict[str, Any]:
+def promote_step(name: str, store: Store, console: Console) -> dict[str, Any]:
+    """Promote the challenger of ``name``; a refusal keeps the champion and is no failure."""
     from training.registry import PromotionRefused, get_alias, promote
 
     try:
-        result = promote(name)
+        result = promote(name, store=store)
         return {"champion": result.version, "promoted": True}
     except PromotionRefused as refused:
         console.print(f"[yellow]{refused}[/]")
-        champion = get_alias(name, "champion")
+        champion = get_alias(name, "champion", store=store)
         return {"champion": None if champion is None else champion.version, "promoted": False}
 
 
-def churn_list_step(online_dir: Path, out: Path, top: int) -> dict[str, Any]:
-    import mlflow.pyfunc
+def churn_list_step(online_dir: Path, out: Path, top: int, store: Store) -> dict[str, Any]:
+    """The ``top`` customers of the snapshot by revenue at risk, as a CSV file."""
+    from serving.batch import ChurnListConfig, write_churn_list
 
-    from features.online import load_online_snapshot
-    from serving.churn_scoring import churn_list
-    from training.registry import configure_tracking
-
-    configure_tracking()
-    model = mlflow.pyfunc.load_model("models:/churn@champion").unwrap_python_model()
-    online = load_online_snapshot(online_dir)
-    ranked = churn_list(model, online.snapshot.reset_index(drop=True), limit=top)
-    tmp = out.with_suffix(".tmp.csv")
-    ranked.assign(top_reasons=ranked["top_reasons"].map("; ".join)).to_csv(tmp, index=False)
-    tmp.replace(out)
+    result = write_churn_list(ChurnListConfig(out=out, snapshot=online_dir, top=top, store=store))
     return {
-        "churn_list": str(out),
-        "customers": len(ranked),
-        "value_at_risk": round(float(ranked["value_at_risk"].sum()), 2),
+        "churn_list": str(result.out),
+        "customers": result.customers,
+        "value_at_risk": round(result.value_at_risk, 2),
     }
 
 
 def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     """Run the pipeline on a synthetic preset, reusing finished steps."""
-    from crm import settings
-
     console = console or Console(stderr=True)
     work = cfg.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -245,21 +244,20 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
 
     # a step's key names everything it depends on, so a change reruns it and what follows
     data_key = f"synth:{cfg.preset}:{cfg.seed}"
-    store_key = f"{data_key}|store:{settings.tracking_uri()}"
+    store_key = f"{data_key}|store:{cfg.store.tracking}"
     step("simulate", data_key, lambda: synth_step(cfg, data_dir))
     step("validate", data_key, lambda: validate_step(data_dir))
     step("online snapshot", data_key, lambda: features_step(data_dir, online_dir))
     step("train churn", f"{store_key}|trials:{cfg.churn_trials}",
          lambda: churn_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
-    step(
-        "promote churn", f"{store_key}|{state.key_of('train churn')}", lambda: promote_step("churn", console)
-    )
+    step("promote churn", f"{store_key}|{state.key_of('train churn')}",
+         lambda: promote_step("churn", cfg.store, console))  # fmt: skip
     step("train recommender", f"{store_key}|epochs:{cfg.recommender_epochs}",
          lambda: recommender_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
     step("promote recommender", f"{store_key}|{state.key_of('train recommender')}",
-         lambda: promote_step("recommender", console))  # fmt: skip
+         lambda: promote_step("recommender", cfg.store, console))  # fmt: skip
     step("churn list", f"{store_key}|{state.key_of('promote churn')}|top:{cfg.churn_top}",
-         lambda: churn_list_step(online_dir, work / "churn_list.csv", cfg.churn_top))  # fmt: skip
+         lambda: churn_list_step(online_dir, work / "churn_list.csv", cfg.churn_top, cfg.store))  # fmt: skip
     return result
 
 
@@ -286,6 +284,7 @@ def headline_table(result: DemoResult) -> Table:
 
 
 def summary_table(result: DemoResult) -> Table:
+    """One row per step: its time and its outputs."""
     table = Table(title=f"crm demo: {result.work_dir}")
     table.add_column("step")
     table.add_column("seconds", justify="right")

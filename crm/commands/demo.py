@@ -7,9 +7,12 @@ from pathlib import Path
 import typer
 
 from crm.apps import app, console, user_errors
+from crm.config import config_option, job_config
+from features.vocab import DemoPreset
 
 
 def curl_examples(port: int, customer_id: str) -> str:
+    """The curl commands that try every endpoint of the service on ``port``."""
     base = f"http://127.0.0.1:{port}"
     return "\n".join(
         [
@@ -31,14 +34,20 @@ def curl_examples(port: int, customer_id: str) -> str:
 @app.command("demo")
 @user_errors
 def demo(
-    preset: str = typer.Option("demo", help="Synthetic preset: tiny (seconds) or demo (~50k customers)."),
+    ctx: typer.Context,
+    preset: DemoPreset = typer.Option(
+        "demo", help="Synthetic preset: tiny (seconds) or demo (~50k customers)."
+    ),
     seed: int = typer.Option(42, help="Simulator seed."),
     work_dir: Path = typer.Option(Path("out/demo"), help="Where data, features and the churn list go."),
-    trials: int = typer.Option(10, min=1, help="Optuna trials for the churn model."),
-    epochs: int = typer.Option(5, min=1, help="Two-tower epochs (`crm train recommender` uses 8)."),
+    churn_trials: int = typer.Option(10, "--trials", min=1, help="Optuna trials for the churn model."),
+    recommender_epochs: int = typer.Option(
+        5, "--epochs", min=1, help="Two-tower epochs (`crm train recommender` uses 8)."
+    ),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the service when the pipeline ends."),
     port: int = typer.Option(3000, help="Port of the service."),
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
+    config: Path | None = config_option(),
 ) -> None:
     """Simulate, validate, build features, train and promote both models, write a churn list, serve."""
     import pandas as pd
@@ -46,18 +55,13 @@ def demo(
     from crm import settings
     from crm.pipeline import DemoConfig, headline_table, run, summary_table
 
-    if preset not in ("tiny", "demo"):
-        raise typer.BadParameter("expected tiny or demo", param_hint="--preset")
-    cfg = DemoConfig(
-        preset=preset, seed=seed, work_dir=work_dir, churn_trials=trials, recommender_epochs=epochs,
-        force=force,
-    )  # fmt: skip
+    cfg = job_config(ctx, DemoConfig, store=settings.store())
     result = run(cfg, console=console)
     console.print(summary_table(result))
     console.print(headline_table(result))
     online = result.work_dir / "online"
     console.print(f"data:           {result.work_dir / 'data'}")
-    console.print(f"MLflow store:   {settings.tracking_uri()}  (browse: make mlflow-ui)")
+    console.print(f"MLflow store:   {cfg.store.tracking}  (browse: make mlflow-ui)")
     console.print(f"churn list:     {result.output('churn list', 'churn_list')}")
     console.print(f"online snapshot: {online}")
     first = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
@@ -65,4 +69,4 @@ def demo(
     if serve:
         from crm.commands.serve import start_server
 
-        start_server(port=port, host="127.0.0.1", snapshot=online)
+        start_server(port=port, host="127.0.0.1", snapshot=online, store=cfg.store)

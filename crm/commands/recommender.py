@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from crm.apps import app, console, train_app, user_errors
-
-
-class Split(StrEnum):
-    time = "time"
-    random_per_user = "random-per-user"
+from crm.config import config_option, job_config
+from features.vocab import Split
 
 
 @train_app.command("recommender")
 @user_errors
 def train_recommender(
+    ctx: typer.Context,
     data: Path = typer.Option(..., help="Data folder in the input contract."),
-    split: Split = typer.Option(Split.time, help="time: test on the last 90 days; random-per-user."),
+    split: Split = typer.Option("time", help="time: test on the last 90 days; random-per-user."),
     split_date: datetime | None = typer.Option(None, formats=["%Y-%m-%d"], help="Time split date."),
     test_fraction: float = typer.Option(0.25, help="Held-out share of each customer's items (random split)."),
-    register: bool = typer.Option(False, "--register", help="Register the model as challenger."),
+    register_model: bool = typer.Option(False, "--register", help="Register the model as challenger."),
     metrics_json: Path | None = typer.Option(None, help="Write the holdout figures as JSON here."),
     epochs: int = typer.Option(8, min=1, help="Two-tower training epochs."),
     seed: int = typer.Option(42, help="Seed of the split, the model and the baselines."),
@@ -33,21 +30,14 @@ def train_recommender(
         help="Time split: weigh categories by where each customer buys next, and refine each"
         " customer's query on their own interactions (--no-category-head: the towers alone).",
     ),
+    config: Path | None = config_option(),
 ) -> None:
     """Train the two-tower recommender and its baselines on one split; log to MLflow."""
+    from crm import settings
     from training.recommender import HEADLINE_K, RecommenderTrainConfig, run
 
-    cfg = RecommenderTrainConfig(
-        data=data,
-        split=split.value,
-        split_date=split_date.date() if split_date else None,
-        test_fraction=test_fraction,
-        register_model=register,
-        metrics_json=metrics_json,
-        epochs=epochs,
-        seed=seed,
-        category_head=category_head,
-    )
+    split_day = split_date.date() if split_date else None
+    cfg = job_config(ctx, RecommenderTrainConfig, split_date=split_day, store=settings.store())
     with console.status("training the recommender") as status:
         result = run(cfg, progress=lambda msg: status.update(msg))
     k = HEADLINE_K
@@ -65,40 +55,39 @@ def train_recommender(
     )
     if result.registered_version:
         console.print(f"registered recommender v{result.registered_version} as challenger")
-    if metrics_json:
-        console.print(f"wrote {metrics_json}")
+    if cfg.metrics_json:
+        console.print(f"wrote {cfg.metrics_json}")
 
 
 @app.command("recommend")
 @user_errors
 def recommend(
+    ctx: typer.Context,
     customers: Path = typer.Option(..., help="CSV or Parquet file with a customer_id column."),
     k: int = typer.Option(10, min=1, max=1000, help="Items per customer."),
     out: Path = typer.Option(..., help="Output file (.csv or .parquet), one row per recommended item."),
     model_uri: str = typer.Option("models:/recommender@champion", help="Model to use (alias or version)."),
     online_snapshot: Path | None = typer.Option(None, help="Online snapshot folder with fresher purchases."),
-    category: list[str] | None = typer.Option(None, help="Offer only these categories (repeatable)."),
-    exclude_category: list[str] | None = typer.Option(
-        None, help="Never offer these categories (repeatable)."
+    categories: list[str] | None = typer.Option(
+        None, "--category", help="Offer only these categories (repeatable)."
     ),
+    exclude_categories: list[str] | None = typer.Option(
+        None, "--exclude-category", help="Never offer these categories (repeatable)."
+    ),
+    config: Path | None = config_option(),
 ) -> None:
     """Batch top-k recommendations for an audience (owned and inactive items never offered)."""
-    from serving.retrieval import BatchRecommendConfig, batch_recommend
+    from crm import settings
+    from serving.batch import BatchRecommendConfig, batch_recommend
 
-    cfg = BatchRecommendConfig(
-        customers=customers,
-        out=out,
-        k=k,
-        model_uri=model_uri,
-        online_snapshot=online_snapshot,
-        categories=category or None,
-        exclude_categories=exclude_category or None,
-    )
+    cfg = job_config(
+        ctx, BatchRecommendConfig, categories=categories or None,
+        exclude_categories=exclude_categories or None, store=settings.store(),
+    )  # fmt: skip
     result = batch_recommend(cfg)
     table = Table(title="recommendations")
     for col in ("customers", "rows", "popularity fallback", "seconds", "out"):
         table.add_column(col)
-    table.add_row(
-        f"{result.customers:,}", f"{result.rows:,}", f"{result.fallback:,}", f"{result.seconds:.1f}", str(out)
-    )
+    counts = (f"{result.customers:,}", f"{result.rows:,}", f"{result.fallback:,}")
+    table.add_row(*counts, f"{result.seconds:.1f}", str(cfg.out))
     console.print(table)

@@ -5,20 +5,29 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from crm.apps import app, console, user_errors
 
+if TYPE_CHECKING:
+    from features.store import Store
+
 SERVICE = "serving.service:CRMService"
 
 
-def serve_command(port: int, host: str = "127.0.0.1", snapshot: Path | None = None) -> tuple[list[str], dict]:
-    """The ``bentoml serve`` command line and environment for the service (used by tests too)."""
+def serve_command(
+    port: int, host: str = "127.0.0.1", snapshot: Path | None = None, store: Store | None = None
+) -> tuple[list[str], dict]:
+    """The ``bentoml serve`` command line and environment for the service (used by tests too);
+    ``store``: the registry to serve from (default: the one the environment names)."""
     from serving.config import pin_numeric_threads
 
     env = dict(os.environ)
     pin_numeric_threads(env)
+    if store is not None:
+        env.update(store.env())
     if snapshot is not None:
         env["CRM_ONLINE_SNAPSHOT"] = str(Path(snapshot).resolve())
     root = Path(__file__).resolve().parents[2]
@@ -44,7 +53,7 @@ def serve(
     from serving.config import ServiceSettings
 
     if import_models:
-        from serving.service import import_models as import_into_bentoml
+        from serving.bento import import_models as import_into_bentoml
 
         settings = ServiceSettings.from_env(serve_command(port, host, snapshot)[1])
         for name, tag in import_into_bentoml(settings).items():
@@ -54,11 +63,13 @@ def serve(
     start_server(port, host, snapshot)
 
 
-def start_server(port: int, host: str = "127.0.0.1", snapshot: Path | None = None) -> None:
+def start_server(
+    port: int, host: str = "127.0.0.1", snapshot: Path | None = None, store: Store | None = None
+) -> None:
     """Replace this process with the BentoML server (``crm serve`` and ``crm demo``)."""
     from serving.config import ServiceSettings
 
-    cmd, env = serve_command(port, host, snapshot)
+    cmd, env = serve_command(port, host, snapshot, store)
     settings = ServiceSettings.from_env(env)
     auth = "bearer token required" if settings.token_bytes() else "no auth (set CRM_API_TOKEN to require one)"
     console.print(

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 import mlflow
-from crm import settings
 from crm.commands.demo import curl_examples
 from crm.pipeline import DemoConfig, run
+from features.store import Store
 from tests.server import crm_server
 
 pytestmark = pytest.mark.slow
@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    store = tmp_path / "store"
-    for key, value in settings.store_env(store).items():
+    """A store of the test's own; the environment names it too, for the `crm demo` it starts."""
+    store = Store.at(tmp_path / "store")
+    for key, value in store.env().items():
         monkeypatch.setenv(key, value)
     previous = mlflow.get_tracking_uri()
     yield store
@@ -32,8 +33,11 @@ def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     mlflow.set_registry_uri(previous)
 
 
-def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Path):
-    cfg = DemoConfig(preset="tiny", seed=11, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=2)
+def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Store):
+    cfg = DemoConfig(
+        preset="tiny", seed=11, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=2,
+        store=private_store,
+    )  # fmt: skip
     first = run(cfg)
     assert first.skipped == []
     assert first.output("promote churn", "champion") == "1"
@@ -68,8 +72,11 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Path
     assert all(c["churn_probability"] >= 0.5 for c in ranked["customers"])
 
 
-def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_store: Path):
-    cfg = DemoConfig(preset="tiny", seed=12, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=1)
+def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_store: Store):
+    cfg = DemoConfig(
+        preset="tiny", seed=12, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=1,
+        store=private_store,
+    )  # fmt: skip
     # a crash in the middle of simulation leaves a half-written temporary folder behind
     (cfg.work_dir / "data.tmp" / "events").mkdir(parents=True)
     (cfg.work_dir / "data.tmp" / "events" / "part-00000.parquet").write_bytes(b"half")
