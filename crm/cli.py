@@ -7,6 +7,7 @@ import crm.commands.demo  # noqa: F401
 import crm.commands.features  # noqa: F401
 import crm.commands.recommender  # noqa: F401
 import crm.commands.serve  # noqa: F401
+import crm.commands.value  # noqa: F401
 from crm.apps import app
 
 __all__ = ["app"]

@@ -62,5 +62,34 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 Dataset = Literal["cdnow", "movielens-100k"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
 
-ModelName = Literal["churn", "recommender"]
+ModelName = Literal["churn", "recommender", "value"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+
+# -- churn labels and lifecycle stages ---------------------------------------------------------------
+
+# Events that show a customer still dealing with the brand: what the activity churn label and the
+# lifecycle stage count. A bare app open is left out (a device of a customer who has left still
+# opens the app now and then, and those opens kept long-gone customers out of the lapsed stage),
+# and so is a return (it answers an earlier purchase).
+ACTIVITY_EVENT_TYPES = (
+    "view",
+    "add_to_cart",
+    "purchase",
+    "community_post",
+    "push_open",
+    "coupon_redeem",
+    "service_ticket",
+)
+# The events that are not engagement: a log of only these (CDNOW) cannot carry the activity label.
+PURCHASE_EVENT_TYPES = ("purchase", "return")
+
+# activity: no activity event in the horizon, over customers active shortly before the as-of date;
+# purchase: no purchase in the horizon (the label of purchase-only logs)
+ChurnLabel = Literal["activity", "purchase"]
+CHURN_LABELS: tuple[str, ...] = get_args(ChurnLabel)
+
+# A customer's place in the lifecycle, in the order a customer passes through them; the rules that
+# assign them are declared with the feature (features.families.LIFECYCLE).
+LifecycleStage = Literal["prospect", "new", "active", "loyal", "at_risk", "lapsed"]
+LIFECYCLE_STAGES: tuple[str, ...] = get_args(LifecycleStage)
+LAPSED = "lapsed"
