@@ -19,6 +19,7 @@ import pandas as pd
 from features.errors import UserError
 from features.families import all_features
 from features.vocab import CHURN_SORTS
+from serving.encoding import feature_matrix
 
 RISK_BANDS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
 # The first reason that matches decides the suggested action.
@@ -102,18 +103,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, features) float matrix; categorical strings become their level's code."""
-        missing = [f for f in self.features if f not in frame.columns]
-        if missing:
-            raise UserError(f"The churn model needs the columns {', '.join(missing)}, which the input lacks.")
-        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
-        for j, name in enumerate(self.features):
-            column = frame[name]
-            if name in self.categorical_levels:
-                codes = pd.Categorical(column.astype(object), categories=self.categorical_levels[name]).codes
-                out[:, j] = np.where(codes < 0, np.nan, codes)
-            else:
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        return out
+        return feature_matrix(frame, self.features, self.categorical_levels, "churn")
 
     def raw_logit(self, x: np.ndarray) -> np.ndarray:
         return self.booster().predict(x, raw_score=True, num_threads=self.num_threads)

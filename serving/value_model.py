@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.special import hyp2f1
 
 from features.errors import UserError
+from serving.encoding import feature_matrix
 
 # The snapshot columns the derived columns are computed from.
 BTYD_INPUTS = ("purchases_total", "days_since_first_purchase", "purchase_span_days")
@@ -221,18 +222,7 @@ class ValueModel(mlflow.pyfunc.PythonModel):
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, features) float matrix of a frame that has every feature column; categorical
         strings become their level's code (an unseen level is missing)."""
-        missing = [f for f in self.features if f not in frame.columns]
-        if missing:
-            raise UserError(f"The value model needs the columns {', '.join(missing)}, which the input lacks.")
-        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
-        for j, name in enumerate(self.features):
-            column = frame[name]
-            if name in self.categorical_levels:
-                codes = pd.Categorical(column.astype(object), categories=self.categorical_levels[name]).codes
-                out[:, j] = np.where(codes < 0, np.nan, codes)
-            else:
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        return out
+        return feature_matrix(frame, self.features, self.categorical_levels, "value")
 
     def stay_probability(self, frame: pd.DataFrame) -> np.ndarray:
         """The chance that each customer is still active over the horizon."""
