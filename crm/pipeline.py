@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
+from features.families import feature_set_version
 from features.store import Store
 from features.vocab import DemoPreset
 
@@ -244,11 +245,13 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
 
     # a step's key names everything it depends on, so a change reruns it and what follows
     data_key = f"synth:{cfg.preset}:{cfg.seed}"
+    # the snapshot and the churn model change with the feature declarations and the churn label
+    features_key = f"{data_key}|features:{feature_set_version()}"
     store_key = f"{data_key}|store:{cfg.store.tracking}"
     step("simulate", data_key, lambda: synth_step(cfg, data_dir))
     step("validate", data_key, lambda: validate_step(data_dir))
-    step("online snapshot", data_key, lambda: features_step(data_dir, online_dir))
-    step("train churn", f"{store_key}|trials:{cfg.churn_trials}",
+    step("online snapshot", features_key, lambda: features_step(data_dir, online_dir))
+    step("train churn", f"{store_key}|{features_key}|trials:{cfg.churn_trials}",
          lambda: churn_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
     step("promote churn", f"{store_key}|{state.key_of('train churn')}",
          lambda: promote_step("churn", cfg.store, console))  # fmt: skip

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from features.vocab import (
+    ACTIVITY_EVENT_TYPES,
     CHANNELS,
     ECOSYSTEM,
     ENGAGED_EVENT_TYPES,
@@ -83,6 +84,33 @@ Sql = str | Callable[[datetime, Dialect], str]
 
 
 @dataclass(frozen=True)
+class Level:
+    """One value of a feature defined by rules, the rule in words and as a SQL condition.
+
+    The feature's SQL is a CASE over its levels in order: the first level whose condition holds
+    gives the value; the last level, without a condition, is the rest.
+    """
+
+    value: str
+    rule: str  # the rule in words, for the feature reference
+    when: Sql | None = None  # None: the level of every row no earlier rule took
+
+
+def case_sql(levels: tuple[Level, ...]) -> Sql:
+    """The CASE expression of ``levels`` (the last one, without a condition, is the ELSE)."""
+
+    def sql(as_of: datetime, d: Dialect) -> str:
+        *ruled, rest = levels
+        whens = " ".join(
+            f"WHEN {lvl.when if isinstance(lvl.when, str) else lvl.when(as_of, d)} THEN '{lvl.value}'"
+            for lvl in ruled
+        )
+        return f"CASE {whens} ELSE '{rest.value}' END"
+
+    return sql
+
+
+@dataclass(frozen=True)
 class Feature:
     """One column of the snapshot: its type, its meaning in words and its SQL."""
 
@@ -93,6 +121,7 @@ class Feature:
     phrase: str = ""  # e.g. "{value:.0f} service tickets in the last 90 days"; "" = no reason text
     window_days: int | None = None
     missing: str = ""  # the words for a null value, e.g. "has never bought" (nullable features only)
+    levels: tuple[Level, ...] = ()  # a categorical feature defined by rules: its values and rules
 
     def render(self, as_of: datetime, dialect: Dialect = DUCKDB) -> str:
         """The feature's SQL expression at ``as_of`` in ``dialect``."""
@@ -136,6 +165,8 @@ class FeatureFamily:
     features: tuple[Feature, ...]
     windows: tuple[int, ...] = ()
     entity: str = ENTITY
+    # False: an attribute of the customer for lists and filters, not an input of the churn model
+    model_input: bool = True
 
     def select_sql(self, as_of: datetime, dialect: Dialect = DUCKDB) -> str:
         """The family's typed columns of the snapshot's final SELECT."""
@@ -230,7 +261,15 @@ def window_aggregates() -> list[str]:
         f"count(*) FILTER (WHERE ch = {i} AND wb <= {WINDOWS.index(365)}) AS channel_{c}_365d"
         for i, c in enumerate(CHANNELS)
     ]
-    return _revenue_aggregates() + _activity_aggregates(engaged) + weighted + channels
+    return (
+        _revenue_aggregates() + _activity_aggregates(engaged) + weighted + channels + _lifecycle_aggregates()
+    )
+
+
+def _lifecycle_aggregates() -> list[str]:
+    """The last activity event (``vocab.ACTIVITY_EVENT_TYPES``): how long a customer has been quiet."""
+    active = "et IN (" + ", ".join(str(EVENT_CODES[k]) for k in ACTIVITY_EVENT_TYPES) + ")"
+    return [f"max(ts) FILTER (WHERE {active}) AS last_active_ts"]
 
 
 _window_aggregates = window_aggregates  # the name bench/features.py imports
@@ -242,6 +281,9 @@ CHANNEL_EVENTS_365D = "(" + " + ".join(f"coalesce(agg.channel_{c}_365d, 0)" for 
 AGE_BANDS = ((25, "18-25"), (35, "26-35"), (45, "36-45"), (55, "46-55"))  # (oldest age, band)
 OLDEST_BAND = "56+"
 LOWEST_TIER, HIGHEST_TIER = MEMBER_TIERS[0], MEMBER_TIERS[-1]
+
+
+ECOSYSTEM_DEPTH_SQL = "(" + " + ".join(f"coalesce(own.owns_{cat}, 0)" for cat in ECOSYSTEM) + ")"
 
 
 def _share(num: str, den: str) -> str:
@@ -448,7 +490,7 @@ ECOSYSTEM_FAMILY = FeatureFamily(
             "ecosystem_depth",
             "int",
             "Distinct ecosystem categories bought (" + ", ".join(_words(c) for c in ECOSYSTEM) + ")",
-            "(" + " + ".join(f"coalesce(own.owns_{cat}, 0)" for cat in ECOSYSTEM) + ")",
+            ECOSYSTEM_DEPTH_SQL,
             "owns {value:.0f} product categories",
         ),
         Feature(
@@ -630,6 +672,93 @@ PROFILE = FeatureFamily(
     ),
 )
 
+# -- lifecycle: the customer's stage, from the aggregates above -----------------------------------
+
+# The thresholds of the stage rules, measured against the simulator's truth on the demo preset
+# (docs/benchmarks.md has the figures).
+LAPSED_QUIET_DAYS = 60  # no activity event for this long: lapsed
+NEW_DAYS = 90  # a first purchase this recent: new
+LOW_ENGAGEMENT = 3.0  # engaged_weighted_60d under this: at risk (one engaged event a week is about 8.6)
+FALLING_SHARE = 0.5  # the 30-day weighted level per day under this share of the 120-day one: at risk
+LOYAL_CATEGORIES = 3  # ecosystem categories owned ...
+LOYAL_DAYS = 365  # ... by a customer whose first purchase is at least this old: loyal
+
+ACTIVITY_WORDS = ", ".join(_words(t) for t in ACTIVITY_EVENT_TYPES)
+
+
+def _quiet_days(as_of: datetime, d: Dialect) -> str:
+    """Days since the last activity event (since the sign-up or the first event without one)."""
+    return d.days_before("coalesce(agg.last_active_ts, c.signup_ts, agg.first_event_ts)", as_of)
+
+
+def _lapsed(as_of: datetime, d: Dialect) -> str:
+    return f"{_quiet_days(as_of, d)} > {LAPSED_QUIET_DAYS}"
+
+
+def _new(as_of: datetime, d: Dialect) -> str:
+    return f"{d.days_before('agg.first_purchase_ts', as_of)} <= {NEW_DAYS}"
+
+
+def _at_risk(_: datetime, __: Dialect) -> str:
+    low = f"coalesce(agg.engaged_weighted_60d, 0.0) < {LOW_ENGAGEMENT}"
+    # each weighted count is about the daily rate times its time constant: compare the rates
+    falling = (
+        f"coalesce(agg.engaged_weighted_30d, 0.0) / 30"
+        f" < {FALLING_SHARE} * coalesce(agg.engaged_weighted_120d, 0.0) / 120"
+    )
+    return f"({low} OR {falling})"
+
+
+def _loyal(as_of: datetime, d: Dialect) -> str:
+    lasting = f"{d.days_before('agg.first_purchase_ts', as_of)} >= {LOYAL_DAYS}"
+    return f"({ECOSYSTEM_DEPTH_SQL} >= {LOYAL_CATEGORIES} AND {lasting})"
+
+
+LIFECYCLE_LEVELS = (
+    Level(
+        "lapsed",
+        f"no activity event ({ACTIVITY_WORDS}) for more than {LAPSED_QUIET_DAYS} days"
+        " (counted from the sign-up for a customer without one)",
+        _lapsed,
+    ),
+    Level("prospect", "signed up or browsing, never bought", "coalesce(agg.purchases_total, 0) = 0"),
+    Level("new", f"first purchase in the last {NEW_DAYS} days", _new),
+    Level(
+        "at_risk",
+        f"engagement low (`engaged_weighted_60d` under {LOW_ENGAGEMENT:g}, where one engaged event"
+        f" a week gives about 8.6) or falling (the 30-day weighted level per day under"
+        f" {FALLING_SHARE:.0%} of the 120-day one)",
+        _at_risk,
+    ),
+    Level(
+        "loyal",
+        f"owns at least {LOYAL_CATEGORIES} ecosystem categories, first purchase at least"
+        f" {LOYAL_DAYS} days ago",
+        _loyal,
+    ),
+    Level("active", "every other buyer"),
+)
+
+LIFECYCLE = FeatureFamily(
+    "lifecycle",
+    1,
+    "The customer's lifecycle stage, from the snapshot's aggregates. It selects whom a list shows"
+    " (the retention list leaves lapsed customers out) and is not an input of the churn model: its"
+    " rules are business thresholds that can change without retraining.",
+    (
+        Feature(
+            "lifecycle_stage",
+            "str",
+            "Lifecycle stage: " + ", ".join(lvl.value for lvl in LIFECYCLE_LEVELS) + " (rules below)",
+            case_sql(LIFECYCLE_LEVELS),
+            "lifecycle stage {value}",
+            levels=LIFECYCLE_LEVELS,
+        ),
+    ),
+    (LAPSED_QUIET_DAYS, NEW_DAYS),
+    model_input=False,
+)
+
 FAMILIES: tuple[FeatureFamily, ...] = (
     RFM,
     ENGAGEMENT,
@@ -640,6 +769,7 @@ FAMILIES: tuple[FeatureFamily, ...] = (
     CHANNEL_MIX,
     CAMPAIGN_RESPONSE,
     PROFILE,
+    LIFECYCLE,
 )
 
 
@@ -676,6 +806,11 @@ def categorical_features() -> list[str]:
     return [f.name for fam in FAMILIES for f in fam.features if f.dtype == "str"]
 
 
+def model_features() -> list[str]:
+    """The names of the features the churn model takes as inputs, in declaration order."""
+    return [f.name for fam in FAMILIES if fam.model_input for f in fam.features]
+
+
 def reference_markdown() -> str:
     """The reference table of all features for docs/features.md."""
     lines = [
@@ -699,6 +834,11 @@ def reference_markdown() -> str:
         lines += ["| feature | type | meaning |", "|---|---|---|"]
         lines += [f"| `{f.name}` | {f.dtype} | {f.description} |" for f in fam.features]
         lines.append("")
+        for f in fam.features:
+            if f.levels:
+                lines += [f"`{f.name}`: the first rule that holds, in this order:", ""]
+                lines += [f"{i}. `{lvl.value}`: {lvl.rule}" for i, lvl in enumerate(f.levels, start=1)]
+                lines.append("")
     return "\n".join(lines)
 
 

@@ -1,9 +1,17 @@
 """Churn labels and stacked churn training sets.
 
-For an as-of date ``t``: the population is the customers active in ``[t - lookback, t)``
-(``population="active"``) or every customer known before ``t`` (``"all"``); a customer is
-churned when they make no purchase in ``[t, t + horizon)``. Features use only ``ts < t``, so the
-label window starts exactly where the features stop.
+Two labels, both for an as-of date ``t`` and a horizon ``h`` (the label window ``[t, t + h)``
+starts exactly where the features stop, since they use only ``ts < t``):
+
+- ``activity`` (the default where the events carry engagement): churned when the customer has no
+  activity event (``vocab.ACTIVITY_EVENT_TYPES``: a view, cart, purchase, post, push open, coupon
+  or service ticket) in the window; the population is the customers with an activity event in
+  ``[t - engaged_days, t)``. For a device brand a gap between purchases is ordinary, so "no
+  purchase" mostly labels customers who are still there; "no activity" labels those who left.
+- ``purchase`` (purchase-only logs such as CDNOW): churned when the customer makes no purchase in
+  the window; the population is the customers with any event in ``[t - lookback_days, t)``.
+
+``population="all"`` takes every customer known before ``t`` for either label.
 """
 
 from __future__ import annotations
@@ -17,7 +25,16 @@ from features.errors import UserError
 from features.families import DUCKDB
 from features.query import as_datetime
 from features.snapshot import build_snapshot, data_end
-from features.vocab import POPULATIONS, Population
+from features.vocab import (
+    ACTIVITY_EVENT_TYPES,
+    CHURN_LABELS,
+    POPULATIONS,
+    PURCHASE_EVENT_TYPES,
+    ChurnLabel,
+    Population,
+)
+
+ENGAGED_DAYS = 30  # the activity label's population: an activity event in the last 30 days
 
 
 def label_window_end(as_of: date | datetime | str, horizon_days: int) -> datetime:
@@ -38,37 +55,76 @@ def check_label_window(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon_
         )
 
 
+def has_engagement_events(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the events carry engagement: any event type besides purchases and returns."""
+    others = ", ".join(f"'{t}'" for t in PURCHASE_EVENT_TYPES)
+    found = con.execute(f"SELECT 1 FROM events WHERE event_type NOT IN ({others}) LIMIT 1").fetchall()
+    return bool(found)
+
+
+def default_label(con: duckdb.DuckDBPyConnection) -> ChurnLabel:
+    """``activity`` where the events carry engagement, ``purchase`` for purchase-only logs."""
+    return "activity" if has_engagement_events(con) else "purchase"
+
+
+def _event_types(label: ChurnLabel) -> str:
+    """The SQL list of the event types that keep a customer from being churned under ``label``."""
+    kinds = ACTIVITY_EVENT_TYPES if label == "activity" else ("purchase",)
+    return "(" + ", ".join(f"'{t}'" for t in kinds) + ")"
+
+
+def _population_sql(
+    label: ChurnLabel, population: Population, t: datetime, lookback_days: int, engaged_days: int
+) -> str:
+    """The customer ids of the population at ``t``."""
+    now = DUCKDB.ts(t)
+    if population == "all":
+        return (
+            f"SELECT customer_id FROM events WHERE ts < {now} UNION "
+            f"SELECT customer_id FROM customers WHERE customer_id IS NOT NULL"
+            f" AND (signup_ts IS NULL OR signup_ts < {now})"
+        )
+    if label == "activity":
+        start = DUCKDB.ts(t - timedelta(days=engaged_days))
+        return (
+            f"SELECT DISTINCT customer_id FROM events"
+            f" WHERE event_type IN {_event_types(label)} AND ts >= {start} AND ts < {now}"
+        )
+    start = DUCKDB.ts(t - timedelta(days=lookback_days))
+    return f"SELECT DISTINCT customer_id FROM events WHERE ts >= {start} AND ts < {now}"
+
+
+def _check(label: str, population: str, *days: int) -> None:
+    if label not in CHURN_LABELS:
+        raise UserError(f"Unknown churn label {label!r}: expected {' or '.join(CHURN_LABELS)}.")
+    if population not in POPULATIONS:
+        raise UserError(f"Unknown population {population!r}: expected {' or '.join(POPULATIONS)}.")
+    if any(d <= 0 for d in days):
+        raise UserError("horizon_days, lookback_days and engaged_days must be positive numbers of days.")
+
+
 def churn_labels(
     con: duckdb.DuckDBPyConnection,
     as_of: date | datetime | str,
     horizon_days: int = 90,
     lookback_days: int = 365,
     population: Population = "active",
+    label: ChurnLabel = "purchase",
+    engaged_days: int = ENGAGED_DAYS,
 ) -> pd.DataFrame:
-    """``customer_id, churned`` (0/1) for the population at ``as_of``."""
-    if population not in POPULATIONS:
-        raise UserError(f"Unknown population {population!r}: expected {' or '.join(POPULATIONS)}.")
-    if horizon_days <= 0 or lookback_days <= 0:
-        raise UserError("horizon_days and lookback_days must be positive numbers of days.")
+    """``customer_id, churned`` (0/1) for the population at ``as_of`` (see the module docstring)."""
+    _check(label, population, horizon_days, lookback_days, engaged_days)
     t = as_datetime(as_of)
     check_label_window(con, t, horizon_days)
-    start, end = DUCKDB.ts(t - timedelta(days=lookback_days)), DUCKDB.ts(label_window_end(t, horizon_days))
-    now = DUCKDB.ts(t)
-    if population == "active":
-        members = f"SELECT DISTINCT customer_id FROM events WHERE ts >= {start} AND ts < {now}"
-    else:
-        members = (
-            f"SELECT customer_id FROM events WHERE ts < {now} UNION "
-            f"SELECT customer_id FROM customers WHERE customer_id IS NOT NULL"
-            f" AND (signup_ts IS NULL OR signup_ts < {now})"
-        )
+    now, end = DUCKDB.ts(t), DUCKDB.ts(label_window_end(t, horizon_days))
+    members = _population_sql(label, population, t, lookback_days, engaged_days)
     return con.execute(
         f"""
         WITH population AS ({members}),
-        buyers AS (SELECT DISTINCT customer_id FROM events
-                   WHERE event_type = 'purchase' AND ts >= {now} AND ts < {end})
-        SELECT p.customer_id, CASE WHEN b.customer_id IS NULL THEN 1 ELSE 0 END AS churned
-        FROM population p LEFT JOIN buyers b ON b.customer_id = p.customer_id
+        stayed AS (SELECT DISTINCT customer_id FROM events
+                   WHERE event_type IN {_event_types(label)} AND ts >= {now} AND ts < {end})
+        SELECT p.customer_id, CASE WHEN s.customer_id IS NULL THEN 1 ELSE 0 END AS churned
+        FROM population p LEFT JOIN stayed s ON s.customer_id = p.customer_id
         ORDER BY p.customer_id
         """
     ).df()
@@ -80,11 +136,13 @@ def churn_training_set(
     horizon_days: int = 90,
     lookback_days: int = 365,
     population: Population = "active",
+    label: ChurnLabel = "purchase",
+    engaged_days: int = ENGAGED_DAYS,
 ) -> pd.DataFrame:
     """Snapshot plus label for each as-of date, stacked (columns: snapshot, ``as_of``, ``churned``)."""
     parts = []
     for as_of in sorted(as_datetime(d) for d in as_of_dates):
-        labels = churn_labels(con, as_of, horizon_days, lookback_days, population)
+        labels = churn_labels(con, as_of, horizon_days, lookback_days, population, label, engaged_days)
         snapshot = build_snapshot(con, as_of)
         frame = labels.merge(snapshot, on="customer_id", how="left")
         frame.insert(1, "as_of", pd.Timestamp(as_of))
@@ -92,6 +150,6 @@ def churn_training_set(
     if not parts:
         raise UserError("No as-of dates given: a training set needs at least one.")
     stacked = pd.concat(parts, ignore_index=True)
-    label = stacked.pop("churned")
-    stacked["churned"] = label.astype("int64")
+    churned = stacked.pop("churned")
+    stacked["churned"] = churned.astype("int64")
     return stacked

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import UserError
 from features.store import Store
-from features.vocab import ChurnSort
+from features.vocab import ChurnSort, LifecycleStage
 from serving.filters import BusinessFilters
 from serving.pyfunc import RecommenderModel
 
@@ -141,6 +141,7 @@ class ChurnListConfig(BaseModel):
     tiers: list[str] | None = None
     regions: list[str] | None = None
     owns: list[str] | None = None
+    stages: list[LifecycleStage] | None = None  # None: every lifecycle stage but lapsed
     sort: ChurnSort = "expected_loss"
     model_uri: str = "models:/churn@champion"
     store: Store = Field(default_factory=Store)
@@ -169,7 +170,7 @@ def write_churn_list(cfg: ChurnListConfig) -> ChurnListResult:
         raise UserError(f"Cannot load {cfg.model_uri}: {str(exc).splitlines()[0]}") from None
     ranked = churn_list(
         model, online.snapshot.reset_index(drop=True), min_probability=cfg.min_probability, limit=cfg.top,
-        sort=cfg.sort, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns,
+        sort=cfg.sort, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns, stages=cfg.stages,
     )  # fmt: skip
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = cfg.out.with_suffix(".tmp" + cfg.out.suffix)

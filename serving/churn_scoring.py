@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.errors import UserError
 from features.families import all_features
-from features.vocab import CHURN_SORTS
+from features.vocab import CHURN_SORTS, LAPSED, LIFECYCLE_STAGES
 from serving.encoding import feature_matrix
 
 RISK_BANDS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
@@ -216,14 +216,41 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return scored
 
 
+# The retention list is for customers who are still here: lapsed ones only when a request asks.
+RETENTION_STAGES = tuple(stage for stage in LIFECYCLE_STAGES if stage != LAPSED)
+
+
+def retention_stages(stages: list[str] | None) -> list[str]:
+    """The lifecycle stages a churn list shows: those asked for, else every stage but lapsed."""
+    return list(stages) if stages else list(RETENTION_STAGES)
+
+
+def _in_stages(snapshot: pd.DataFrame, stages: list[str]) -> np.ndarray:
+    unknown = sorted(set(stages) - set(LIFECYCLE_STAGES))
+    if unknown:
+        raise UserError(
+            f"Unknown lifecycle stage {unknown[0]!r}: expected one of {', '.join(LIFECYCLE_STAGES)}."
+        )
+    if "lifecycle_stage" not in snapshot:
+        raise UserError(
+            "The snapshot has no lifecycle_stage column (it was built before the lifecycle family):"
+            " rebuild it with `crm features build --online`."
+        )
+    return snapshot["lifecycle_stage"].isin(stages).to_numpy()
+
+
 def filter_segment(
     snapshot: pd.DataFrame,
     tiers: list[str] | None = None,
     regions: list[str] | None = None,
     owns: list[str] | None = None,
+    stages: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Customers of a segment: member tiers, regions, and categories owned (all must hold)."""
+    """Customers of a segment: member tiers, regions, categories owned and lifecycle stages (all
+    must hold; None or empty: any)."""
     keep = np.ones(len(snapshot), dtype=bool)
+    if stages:
+        keep &= _in_stages(snapshot, stages)
     if tiers:
         keep &= snapshot["member_tier"].isin(tiers).to_numpy()
     if regions:
@@ -255,17 +282,22 @@ def churn_list(
     tiers: list[str] | None = None,
     regions: list[str] | None = None,
     owns: list[str] | None = None,
+    stages: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The ranked churn list of a segment: probability, value at risk, reasons, suggested action.
+    """The ranked churn list of a segment: probability, value at risk, reasons, suggested action,
+    lifecycle stage. ``stages`` None: every stage but lapsed (the retention list).
 
     Probabilities are computed for the whole segment (vectorised); reasons only for the rows that
     make the list.
     """
     if sort not in CHURN_SORTS:
         raise UserError(f"Unknown sort {sort!r}: expected {' or '.join(CHURN_SORTS)}.")
-    segment = filter_segment(snapshot, tiers, regions, owns).reset_index(drop=True)
+    segment = filter_segment(snapshot, tiers, regions, owns, retention_stages(stages)).reset_index(drop=True)
     if segment.empty:
-        return model.score(segment.head(0), with_reasons=False).assign(top_reasons=[], suggested_action=[])
+        empty = model.score(segment.head(0), with_reasons=False)
+        return empty.assign(
+            top_reasons=[], suggested_action=[], member_tier=[], region=[], lifecycle_stage=[]
+        )
     top = rank(model.score(segment, with_reasons=False), min_probability, limit, sort)
     rows = segment.loc[top.index]
     reasons = model.reasons(rows)
@@ -274,6 +306,7 @@ def churn_list(
         suggested_action=[suggested_action([r["feature"] for r in row]) for row in reasons],
         member_tier=rows["member_tier"].to_numpy(),
         region=rows["region"].to_numpy(),
+        lifecycle_stage=rows["lifecycle_stage"].to_numpy(),
     )
     top.insert(0, "rank", np.arange(1, len(top) + 1))
     return top.reset_index(drop=True)

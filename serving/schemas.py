@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.vocab import MEMBER_TIERS, UNKNOWN_TIER
+from features.vocab import LIFECYCLE_STAGES, MEMBER_TIERS, UNKNOWN_TIER, LifecycleStage
 
 MAX_K = 100
 MAX_BATCH = 10_000
@@ -30,6 +30,10 @@ Tiers = Annotated[list[Literal[TIERS]], Field(max_length=len(TIERS))]  # type: i
 Regions = Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)]
 Owns = Annotated[list[Category], Field(max_length=20, description="Categories owned.")]
 Limit = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+Stages = Annotated[
+    list[LifecycleStage],
+    Field(max_length=len(LIFECYCLE_STAGES), description="Lifecycle stages (default: every one but lapsed)."),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +88,7 @@ class ChurnScore(BaseModel):
     top_reasons: list[str]
     value_at_risk: float | None
     suggested_action: str | None
+    lifecycle_stage: LifecycleStage | None
 
 
 class ChurnScoreResponse(BaseModel):
@@ -102,6 +107,7 @@ class ChurnListEntry(BaseModel):
     suggested_action: str
     member_tier: str | None
     region: str | None
+    lifecycle_stage: LifecycleStage | None
 
 
 class ChurnListResponse(BaseModel):

@@ -46,6 +46,7 @@ from serving.schemas import (
     RecommendResponse,
     Regions,
     ReloadResponse,
+    Stages,
     Tiers,
 )
 from serving.state import LoadedState, load_state
@@ -213,15 +214,17 @@ class CRMService:
         owns: Owns | None = None,
         limit: Limit = 100,
         sort: ChurnSort = "expected_loss",
+        stages: Stages | None = None,
     ) -> Response:
-        """Customers of a segment ranked by revenue at risk (or probability), with reasons and action."""
+        """Customers of a segment ranked by revenue at risk (or probability), with reasons, action and
+        lifecycle stage; lapsed customers only when ``stages`` asks for them."""
         state = self._ready_state()
         if isinstance(state, Response):
             return state
         try:
-            customers = state.churn_list(min_probability, tiers, regions, owns, limit, sort)
+            customers = state.churn_list(min_probability, tiers, regions, owns, limit, sort, stages)
         except UserError as exc:
-            return error_response(400, str(exc), "owns")
+            return error_response(400, str(exc), "stages" if "lifecycle" in str(exc) else "owns")
         return json_response(
             {
                 "customers": customers,

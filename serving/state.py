@@ -20,7 +20,7 @@ import pandas as pd
 from features.errors import UserError
 from serving import bento
 from serving.bundle import ItemLists
-from serving.churn_scoring import filter_segment, rank
+from serving.churn_scoring import filter_segment, rank, retention_stages
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
 from serving.registry import LoadedModel, load_python_model, resolve_model_uri
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from serving.churn_scoring import ChurnModel
     from serving.retrieval import Retrieval
 
-SEGMENT_COLUMNS = ("member_tier", "region")  # besides owns_<category>: what a churn segment filters on
+# besides owns_<category>: what a churn segment filters on
+SEGMENT_COLUMNS = ("member_tier", "region", "lifecycle_stage")
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,12 @@ class LoadedState:
         owns: list[str] | None,
         limit: int,
         sort: str,
+        stages: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """A segment's customers ranked as :func:`serving.churn_scoring.churn_list` ranks them."""
-        top = rank(filter_segment(self.churn_table, tiers, regions, owns), min_probability, limit, sort)
+        """A segment's customers ranked as :func:`serving.churn_scoring.churn_list` ranks them
+        (``stages`` None: every lifecycle stage but lapsed)."""
+        segment = filter_segment(self.churn_table, tiers, regions, owns, retention_stages(stages))
+        top = rank(segment, min_probability, limit, sort)
         return [
             {
                 "rank": position,
@@ -134,6 +138,7 @@ class LoadedState:
                 "suggested_action": str(r.suggested_action),
                 "member_tier": _str_or_none(r.member_tier),
                 "region": _str_or_none(r.region),
+                "lifecycle_stage": _str_or_none(r.lifecycle_stage),
             }
             for position, r in enumerate(top.itertuples(index=False), start=1)
         ]
@@ -149,6 +154,7 @@ def unknown_score(customer_id: str) -> dict[str, Any]:
         "top_reasons": [],
         "value_at_risk": None,
         "suggested_action": None,
+        "lifecycle_stage": None,
     }
 
 
@@ -173,7 +179,10 @@ def score_snapshot(
     bits), its band and value at risk, with the reasons of the same pass and the segment columns.
     """
     frame = snapshot.reset_index(drop=True)
-    segment = frame[[*SEGMENT_COLUMNS, *(c for c in frame.columns if c.startswith("owns_"))]]
+    # a snapshot built before the lifecycle family has no stage: /churn_list then says to rebuild it
+    stages = frame["lifecycle_stage"] if "lifecycle_stage" in frame else pd.Series([None] * len(frame))
+    columns = [c for c in SEGMENT_COLUMNS if c in frame] + [c for c in frame.columns if c.startswith("owns_")]
+    segment = frame[columns]
     listed = churn.score(frame, with_reasons=False)
     if frame.empty:
         return {}, pd.concat([listed.assign(top_reasons=[], suggested_action=[]), segment], axis=1)
@@ -187,8 +196,9 @@ def score_snapshot(
             "top_reasons": list(row.top_reasons),
             "value_at_risk": round(float(row.value_at_risk), 4),
             "suggested_action": str(row.suggested_action),
+            "lifecycle_stage": _str_or_none(stage),
         }
-        for row in scored.itertuples(index=False)
+        for row, stage in zip(scored.itertuples(index=False), stages, strict=True)
     }
     reasons = scored[["top_reasons", "suggested_action"]]
     return scores, pd.concat([listed, reasons, segment], axis=1)

@@ -10,6 +10,10 @@ Time layout for a holdout as-of date ``T`` and horizon ``h``:
   is too short for that (CDNOW), ``V - k * step`` for ``k = 1..n_train_dates``, overlapping;
 - holdout: snapshot and labels at ``T``. The model never sees an event at or after ``T``.
 
+The label (:mod:`features.labels`) is ``activity`` (no activity event in the horizon, over the
+customers active in the ``engaged_days`` before) where the events carry engagement, ``purchase``
+(no purchase in the horizon) for purchase-only logs, or the one ``label`` names.
+
 Optuna tunes on the validation fold (pruned with ``optuna_integration``'s LightGBM callback; the
 study lives in the store's Optuna storage, so an interrupted search resumes); the final model is
 calibrated (Platt) on the validation fold and evaluated once on the holdout, beside a recency-only
@@ -32,11 +36,11 @@ from sklearn.metrics import roc_auc_score
 
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
-from features.families import FEATURE_SET_NAME, all_features, categorical_features, feature_set_version
-from features.labels import churn_training_set
+from features.families import FEATURE_SET_NAME, categorical_features, feature_set_version, model_features
+from features.labels import ENGAGED_DAYS, churn_training_set, default_label
 from features.snapshot import as_datetime
 from features.store import Store
-from features.vocab import Population
+from features.vocab import ChurnLabel, Population
 from serving.churn_scoring import Calibration, ChurnModel
 from training.metrics import classification_metrics
 
@@ -106,6 +110,8 @@ class ChurnTrainConfig(BaseModel):
     horizon_days: int = Field(90, gt=0)
     lookback_days: int = Field(365, gt=0)
     population: Population = "active"
+    label: ChurnLabel | None = None  # None: activity where the events carry engagement, else purchase
+    engaged_days: int = Field(ENGAGED_DAYS, gt=0)  # the activity label's population window
     trials: int = Field(20, ge=1)
     n_train_dates: int = Field(3, ge=1)
     date_step_days: int = Field(30, gt=0)
@@ -116,10 +122,16 @@ class ChurnTrainConfig(BaseModel):
     store: Store = Field(default_factory=Store)
 
     def windows(self) -> dict:
-        """The label and population windows: what the training sets and the holdout key share."""
+        """The label, its windows and population: what the training sets and the holdout key share
+        (call on a configuration whose label is set, see :meth:`with_label`)."""
         return dict(
-            horizon_days=self.horizon_days, lookback_days=self.lookback_days, population=self.population
-        )
+            horizon_days=self.horizon_days, lookback_days=self.lookback_days, population=self.population,
+            label=self.label, engaged_days=self.engaged_days,
+        )  # fmt: skip
+
+    def with_label(self, con) -> ChurnTrainConfig:
+        """This configuration with its label decided from the data where it was left to the data."""
+        return self if self.label else self.model_copy(update={"label": default_label(con)})
 
 
 @dataclass
@@ -136,6 +148,7 @@ class ChurnResult:
     champion_metric: float | None = None
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    label: ChurnLabel = "purchase"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +177,8 @@ def schedule(cfg: ChurnTrainConfig, data_start: datetime) -> tuple[list[datetime
 
 
 def feature_columns() -> list[str]:
-    return list(all_features())
+    """The model's inputs: the declared features of the families that are model inputs."""
+    return model_features()
 
 
 def _xy(frame: pd.DataFrame, model: ChurnModel) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +187,12 @@ def _xy(frame: pd.DataFrame, model: ChurnModel) -> tuple[np.ndarray, np.ndarray]
 
 def categorical_levels(frame: pd.DataFrame) -> dict[str, list[str]]:
     """Levels of each categorical feature as seen in training (unseen levels score as missing)."""
-    return {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in categorical_features()}
+    inputs = set(feature_columns())
+    return {
+        c: sorted(frame[c].dropna().astype(str).unique().tolist())
+        for c in categorical_features()
+        if c in inputs
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,19 +299,46 @@ _SPACE = (
 # evaluation and plots
 
 
-def recency_score(frame: pd.DataFrame) -> np.ndarray:
-    """The recency-only baseline: days since the last purchase (never bought = longest)."""
-    days = frame["days_since_last_purchase"].to_numpy(dtype=float)
+RECENCY_FEATURE = {"purchase": "days_since_last_purchase", "activity": "days_since_last_event"}
+
+
+def recency_score(frame: pd.DataFrame, label: ChurnLabel = "purchase") -> np.ndarray:
+    """The recency-only baseline: days since the last purchase (the activity label: since the last
+    event); never = longest."""
+    days = frame[RECENCY_FEATURE[label]].to_numpy(dtype=float)
     return np.where(np.isnan(days), np.nanmax(np.append(days, 0)) + 1, days)
 
 
-def oracle_auc(data: Path, holdout: pd.DataFrame, as_of: datetime, horizon: int) -> float | None:
-    """The AUC of the simulator's true churn scores on the holdout (None without truth/)."""
+def oracle_leaving_scores(data: Path, as_of: datetime, horizon_days: int) -> pd.DataFrame:
+    """The simulator's chance that a customer has left by ``as_of + horizon``: 1 for a customer gone
+    before ``as_of``, else ``1 - (1 - h) ** weeks`` with the weekly hazard ``h`` of the month of
+    ``as_of`` (the oracle of the activity label; the engagement rates are not in the truth, so it
+    ranks by leaving, not by the exact chance of a quiet horizon)."""
+    from features.synth import true_customers
+
+    as_of = pd.Timestamp(as_of)
+    customers = true_customers(data)[["customer_id", "churn_ts"]]
+    monthly = pd.read_parquet(Path(data) / "truth" / "monthly")
+    month = monthly.loc[
+        monthly["month"] == as_of.to_period("M").to_timestamp(), ["customer_id", "weekly_hazard"]
+    ]
+    frame = customers.merge(month, on="customer_id", how="left")
+    hazard = frame["weekly_hazard"].fillna(0).to_numpy(float)
+    leaving = 1 - (1 - hazard) ** max(1, round(horizon_days / 7))
+    gone = (frame["churn_ts"] < as_of).to_numpy(dtype=bool)
+    return pd.DataFrame({"customer_id": frame["customer_id"], "oracle_score": np.where(gone, 1.0, leaving)})
+
+
+def oracle_auc(
+    data: Path, holdout: pd.DataFrame, as_of: datetime, horizon: int, label: ChurnLabel = "purchase"
+) -> float | None:
+    """The AUC of the simulator's true churn scores for ``label`` on the holdout (None without truth/)."""
     if not (Path(data) / "truth").is_dir():
         return None
     from features.synth import oracle_churn_scores
 
-    scores = oracle_churn_scores(data, as_of, horizon)
+    oracle = oracle_leaving_scores if label == "activity" else oracle_churn_scores
+    scores = oracle(data, as_of, horizon)
     merged = holdout[["customer_id", "churned"]].merge(scores, on="customer_id", how="inner")
     return classification_metrics(merged["churned"], merged["oracle_score"])["roc_auc"]
 
@@ -374,6 +420,7 @@ class Folds:
     train_dates: list[datetime]
     valid_date: datetime
     holdout_date: datetime
+    label: ChurnLabel = "purchase"
 
     def as_of_dates(self) -> dict[str, list[str]]:
         """The as-of dates of each set as YYYY-MM-DD strings."""
@@ -390,6 +437,7 @@ class Folds:
 
 def build_folds(con, cfg: ChurnTrainConfig, say) -> Folds:
     """Labelled snapshots at the scheduled dates; each set must hold both classes."""
+    cfg = cfg.with_label(con)
     data_start = con.execute("SELECT min(ts) FROM events").fetchone()[0]
     train_dates, valid_date, holdout_date = schedule(cfg, data_start)
     windows = cfg.windows()
@@ -401,7 +449,7 @@ def build_folds(con, cfg: ChurnTrainConfig, say) -> Folds:
     for name, frame in (("training", train), ("validation", valid), ("holdout", holdout)):
         if frame["churned"].nunique() < 2:
             raise UserError(f"The {name} set has only one class: widen the population or change the dates.")
-    return Folds(train, valid, holdout, train_dates, valid_date, holdout_date)
+    return Folds(train, valid, holdout, train_dates, valid_date, holdout_date, cfg.label)
 
 
 def holdout_metrics(cfg: ChurnTrainConfig, model: ChurnModel, folds: Folds) -> dict[str, float]:
@@ -409,8 +457,8 @@ def holdout_metrics(cfg: ChurnTrainConfig, model: ChurnModel, folds: Folds) -> d
     holdout = folds.holdout
     y = holdout["churned"].to_numpy()
     metrics = classification_metrics(y, model.probability(holdout))
-    metrics["baseline_recency_roc_auc"] = float(roc_auc_score(y, recency_score(holdout)))
-    oracle = oracle_auc(cfg.data, holdout, folds.holdout_date, cfg.horizon_days)
+    metrics["baseline_recency_roc_auc"] = float(roc_auc_score(y, recency_score(holdout, folds.label)))
+    oracle = oracle_auc(cfg.data, holdout, folds.holdout_date, cfg.horizon_days, folds.label)
     if oracle is not None:
         metrics["oracle_roc_auc"] = oracle
     valid = folds.valid
@@ -425,7 +473,10 @@ def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
 
     say = progress or (lambda msg: None)
     start = time.perf_counter()
-    folds = build_folds(open_validated(cfg.data), cfg, say)
+    con = open_validated(cfg.data)
+    cfg = cfg.with_label(con)
+    say(f"label: {cfg.label}")
+    folds = build_folds(con, cfg, say)
     fingerprint = input_fingerprint(cfg.data)
     study_name = "-".join(
         map(str, ("churn", fingerprint, f"{folds.holdout_date:%Y%m%d}", *cfg.windows().values()))
@@ -435,10 +486,15 @@ def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
     model, rounds = fit(params, folds.train, folds.valid)
     metrics = holdout_metrics(cfg, model, folds)
     run_id, model_uri, champion_metric = log_run(cfg, model, params, rounds, folds, metrics, fingerprint)
-    result = ChurnResult(metrics, folds.as_of_dates(), folds.rows(), asdict(params), run_id, model_uri)
+    result = ChurnResult(
+        metrics, folds.as_of_dates(), folds.rows(), asdict(params), run_id, model_uri, label=cfg.label
+    )
     if cfg.register_model:
         key = registry.holdout_key(data=fingerprint, as_of=f"{folds.holdout_date:%Y-%m-%d}", **cfg.windows())
-        described = f"holdout {folds.holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.population}"
+        described = (
+            f"holdout {folds.holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.label} label,"
+            f" {cfg.population}"
+        )
         version = registry.register_challenger(
             model_uri, MODEL_NAME, key, "roc_auc", metrics["roc_auc"], champion_metric,
             description=described, store=cfg.store,
@@ -515,6 +571,7 @@ def write_metrics_json(path: Path, result: ChurnResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "model": "churn",
+        "label": result.label,
         "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in result.metrics.items()},
         "as_of": result.as_of_dates,
         "rows": result.rows,

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from crm.apps import app, console, train_app, user_errors
 from crm.config import config_option, job_config
-from features.vocab import ChurnSort, ModelName, Population
+from features.vocab import LIFECYCLE_STAGES, ChurnLabel, ChurnSort, ModelName, Population
 
 
 @train_app.command("churn")
@@ -18,9 +18,21 @@ def train_churn(
     ctx: typer.Context,
     data: Path = typer.Option(..., help="Data folder in the input contract."),
     as_of: str = typer.Option(..., help="Holdout as-of date (YYYY-MM-DD); training uses earlier dates."),
-    horizon_days: int = typer.Option(90, min=1, help="Churned = no purchase within this many days."),
-    lookback_days: int = typer.Option(365, min=1, help="Active population: any event in this window."),
-    population: Population = typer.Option("active", help="active or all customers."),
+    label: ChurnLabel | None = typer.Option(
+        None,
+        help="activity: no view, cart, purchase, post, push open, coupon or ticket in the horizon;"
+        " purchase: no purchase. Default: activity where the events carry engagement, else purchase.",
+    ),
+    horizon_days: int = typer.Option(
+        90, min=1, help="Churned = nothing the label counts within this many days."
+    ),
+    lookback_days: int = typer.Option(
+        365, min=1, help="Purchase label's population: any event in this window."
+    ),
+    engaged_days: int = typer.Option(
+        30, min=1, help="Activity label's population: an activity event in this many days before as-of."
+    ),
+    population: Population = typer.Option("active", help="active (the label's window) or all customers."),
     trials: int = typer.Option(20, min=1, help="Optuna trials (a stored study resumes where it stopped)."),
     n_train_dates: int = typer.Option(3, min=1, help="How many training as-of dates before validation."),
     date_step_days: int = typer.Option(30, min=1, help="Days between training as-of dates."),
@@ -38,7 +50,8 @@ def train_churn(
     cfg = job_config(ctx, ChurnTrainConfig, store=settings.store())
     with console.status("training the churn model") as status:
         result = run(cfg, progress=lambda msg: status.update(msg))
-    table = Table(title=f"churn model, holdout {result.as_of_dates['holdout'][0]} ({result.seconds:.0f} s)")
+    holdout = result.as_of_dates["holdout"][0]
+    table = Table(title=f"churn model ({result.label} label), holdout {holdout} ({result.seconds:.0f} s)")
     table.add_column("metric")
     table.add_column("holdout", justify="right")
     for key, value in result.metrics.items():
@@ -84,6 +97,12 @@ def churn_list_command(
     tiers: list[str] = typer.Option([], "--tier", help="Member tier(s) to include (repeatable)."),
     regions: list[str] = typer.Option([], "--region", help="Region(s) to include (repeatable)."),
     owns: list[str] = typer.Option([], help="Only owners of these categories (repeatable)."),
+    stages: list[str] = typer.Option(
+        [],
+        "--stage",
+        help=f"Lifecycle stage(s) to include, of {', '.join(LIFECYCLE_STAGES)} (repeatable;"
+        " default: every one but lapsed).",
+    ),
     sort: ChurnSort = typer.Option(
         "expected_loss", help="expected_loss (probability x value) or probability."
     ),
@@ -97,7 +116,7 @@ def churn_list_command(
 
     cfg = job_config(
         ctx, ChurnListConfig, snapshot=snapshot or settings.online_snapshot_dir(), tiers=tiers or None,
-        regions=regions or None, owns=owns or None, store=settings.store(),
+        regions=regions or None, owns=owns or None, stages=stages or None, store=settings.store(),
     )  # fmt: skip
     result = write_churn_list(cfg)
     console.print(

@@ -14,13 +14,16 @@ from features.contract import _connect
 from features.families import (
     DUCKDB,
     FAMILIES,
+    LIFECYCLE,
     SPARK,
     WINDOWS,
     all_features,
     categorical_features,
     feature_set_version,
+    model_features,
     reference_markdown,
 )
+from features.vocab import LIFECYCLE_STAGES
 
 AS_OF = datetime(2025, 7, 1)
 
@@ -30,7 +33,7 @@ def test_every_family_is_declared_with_name_version_description_and_typed_featur
     names = [f.name for fam in fams for f in fam.features]
     assert len(names) == len(set(names)), "feature names must be unique across families"
     expected = {"rfm", "engagement", "ecosystem", "phone_age", "service", "loyalty", "channel_mix",
-                "campaign_response", "profile"}  # fmt: skip
+                "campaign_response", "profile", "lifecycle"}  # fmt: skip
     assert {fam.name for fam in fams} == expected
     for fam in fams:
         assert fam.version >= 1 and fam.description and fam.features
@@ -40,7 +43,20 @@ def test_every_family_is_declared_with_name_version_description_and_typed_featur
             if window:  # a name that promises a window declares it, and the family lists it
                 assert f.window_days == int(window.group(1)) and f.window_days in fam.windows
     assert set(WINDOWS) <= {f.window_days for _, f in all_features().values()}
-    assert set(categorical_features()) == {"member_tier", "age_band", "gender", "region"}
+    assert set(categorical_features()) == {"member_tier", "age_band", "gender", "region", "lifecycle_stage"}
+
+
+def test_the_lifecycle_stage_is_declared_by_rules_over_the_vocabulary_and_is_no_model_input():
+    (stage,) = LIFECYCLE.features
+    assert stage.name == "lifecycle_stage" and stage.dtype == "str"
+    assert {level.value for level in stage.levels} == set(LIFECYCLE_STAGES)
+    # every level but the last has a condition; the last one takes the rest
+    assert all(level.when is not None and level.rule for level in stage.levels[:-1])
+    assert stage.levels[-1].when is None
+    sql = stage.render(AS_OF)
+    assert sql.startswith("CASE ") and all(f"'{s}'" in sql for s in LIFECYCLE_STAGES)
+    assert "lifecycle_stage" in all_features() and "lifecycle_stage" not in model_features()
+    assert set(model_features()) == set(all_features()) - {"lifecycle_stage"}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +70,7 @@ def test_every_family_is_declared_with_name_version_description_and_typed_featur
         ("engagement_trend", 0.4, "engagement at 40% of its previous level"),
         ("member_tier", "gold", "gold member"),
         ("customer_value", 1234.0, "worth 1,234 a year"),
+        ("lifecycle_stage", "at_risk", "lifecycle stage at_risk"),
     ],
 )
 def test_phrases_turn_values_into_marketer_sentences(feature: str, value, words: str):
@@ -84,7 +101,8 @@ def test_declarations_need_no_date_and_only_the_sql_renders_one():
     later = datetime(2026, 1, 1)
     dated = {f.name for fam in FAMILIES for f in fam.features if f.render(AS_OF) != f.render(later)}
     assert dated == {"days_since_last_purchase", "days_since_first_purchase", "recency_over_purchase_gap",
-                     "days_since_last_event", "phone_age_days", "age", "age_band", "tenure_days"}  # fmt: skip
+                     "days_since_last_event", "phone_age_days", "age", "age_band", "tenure_days",
+                     "lifecycle_stage"}  # fmt: skip
     assert "2025" in all_features()["age"][1].render(AS_OF)
     # the dialect changes the spelling of the day arithmetic only
     assert all_features()["purchase_span_days"][1].render(AS_OF, SPARK).count("unix_micros(") == 2
@@ -102,6 +120,8 @@ def test_feature_reference_doc_is_up_to_date():
     )
     for name in all_features():
         assert f"`{name}`" in doc.read_text()
+    for level in LIFECYCLE.features[0].levels:  # the stage rules are in the reference
+        assert f"`{level.value}`: {level.rule}" in doc.read_text()
 
 
 def test_cli_builds_snapshots_and_a_manifest(hand_log: Path, tmp_path: Path):

@@ -62,3 +62,71 @@ def test_training_set_stacks_as_of_dates_with_snapshot_and_label(tiny_data: Path
         [one["customer_id"], one["as_of"], one["as_of"]],
     ).fetchone()[0]
     assert bought == 0
+
+
+def test_activity_label_counts_activity_events_and_not_app_opens(hand_log: Path):
+    # engaged in the 30 days before as-of: A only (C only opened the app, B was seen in 2024)
+    assert labels(hand_log, label="activity") == {"A": 0}
+    # over 500 days B joins: a view in March 2024; its purchase at as-of + 90 days is outside
+    assert labels(hand_log, label="activity", engaged_days=500) == {"A": 0, "B": 1}
+    # every known customer: C buys a month after as-of
+    assert labels(hand_log, label="activity", population="all") == {"A": 0, "B": 1, "C": 0}
+
+
+def test_activity_label_ignores_app_opens_in_the_horizon(tmp_path: Path):
+    from tests.features.handlog import write_log
+
+    events = [
+        ("opens", "2025-06-20 10:00", "view", "P1", None, None, "app"),
+        ("opens", "2025-07-20 10:00", "app_open", None, None, None, "app"),
+        ("views", "2025-06-20 10:00", "view", "P1", None, None, "app"),
+        ("views", "2025-07-20 10:00", "view", "P1", None, None, "app"),
+        ("end", "2025-12-31 10:00", "app_open", None, None, None, "app"),
+    ]
+    frame = churn_labels(open_validated(write_log(tmp_path / "log", events)), AS_OF, label="activity")
+    assert dict(zip(frame["customer_id"], frame["churned"], strict=True)) == {"opens": 1, "views": 0}
+
+
+def test_the_default_label_follows_the_event_types(hand_log: Path, tmp_path: Path):
+    from features.labels import default_label
+    from tests.features.handlog import write_log
+
+    assert default_label(open_validated(hand_log)) == "activity"
+    purchases = [
+        ("A", "2025-01-01", "purchase", None, 1, 10.0, None),
+        ("A", "2025-02-01", "return", None, 1, 10.0, None),
+    ]
+    assert default_label(open_validated(write_log(tmp_path / "cdnow", purchases))) == "purchase"
+
+
+@pytest.mark.parametrize("label", ["activity", "purchase"])
+def test_the_label_reads_only_its_window_and_the_population_only_the_past(
+    tiny_data: Path, tmp_path: Path, label: str
+):
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    as_of, horizon = pd.Timestamp("2025-06-01"), 60
+    reference = churn_labels(open_validated(tiny_data), as_of, horizon, label=label)
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny_data, changed, ignore=shutil.ignore_patterns("validated", "rejects"))
+    events = pd.read_parquet(changed / "events")
+    # scramble the type of every event from the end of the label window on and before the
+    # population's window (the timestamps stay, so the data still reaches past the window)
+    end, start = as_of + pd.Timedelta(days=horizon), as_of - pd.Timedelta(days=365)
+    outside = (events["ts"] >= end) | (events["ts"] < start)
+    rng = np.random.default_rng(0)
+    events.loc[outside, "event_type"] = rng.choice(["purchase", "service_ticket", "app_open"], outside.sum())
+    shutil.rmtree(changed / "events")
+    (changed / "events").mkdir()
+    events.to_parquet(changed / "events" / "part-0.parquet", index=False)
+    pd.testing.assert_frame_equal(
+        churn_labels(open_validated(changed), as_of, horizon, label=label), reference
+    )
+
+
+def test_unknown_label_is_named(hand_log: Path):
+    with pytest.raises(UserError, match="Unknown churn label 'silence'"):
+        labels(hand_log, label="silence")

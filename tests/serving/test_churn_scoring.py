@@ -13,6 +13,7 @@ import pytest
 from features.contract import open_validated
 from features.errors import UserError
 from features.snapshot import build_snapshot
+from features.vocab import LIFECYCLE_STAGES
 from serving.churn_scoring import Calibration, ChurnModel, churn_list, risk_band
 
 
@@ -31,8 +32,31 @@ def test_churn_list_is_ranked_by_expected_loss(model, snapshot):
     assert list(ranked["rank"]) == list(range(1, 51))
     assert ranked["value_at_risk"].is_monotonic_decreasing
     assert (ranked["value_at_risk"] == ranked["churn_probability"] * ranked["customer_value"]).all()
-    for column in ("customer_id", "risk_band", "top_reasons", "suggested_action"):
+    for column in ("customer_id", "risk_band", "top_reasons", "suggested_action", "lifecycle_stage"):
         assert ranked[column].notna().all()
+
+
+def test_the_retention_list_leaves_lapsed_customers_out_unless_asked(model, snapshot):
+    lapsed = set(snapshot.loc[snapshot["lifecycle_stage"] == "lapsed", "customer_id"])
+    assert lapsed, "the tiny preset has lapsed customers at the end of the data"
+    retention = churn_list(model, snapshot, limit=len(snapshot), sort="probability")
+    assert not lapsed & set(retention["customer_id"])
+    assert len(retention) == len(snapshot) - len(lapsed)
+    asked = churn_list(model, snapshot, limit=len(snapshot), stages=["lapsed"])
+    assert set(asked["customer_id"]) == lapsed and set(asked["lifecycle_stage"]) == {"lapsed"}
+    # the sorting is the same with or without the stages
+    both = churn_list(model, snapshot, limit=len(snapshot), sort="probability", stages=list(LIFECYCLE_STAGES))
+    assert both["churn_probability"].is_monotonic_decreasing
+    assert (
+        both[both["lifecycle_stage"] != "lapsed"]["customer_id"].tolist() == retention["customer_id"].tolist()
+    )
+
+
+def test_stage_filter_errors_are_one_sentence(model, snapshot):
+    with pytest.raises(UserError, match="Unknown lifecycle stage 'gone'"):
+        churn_list(model, snapshot, stages=["gone"])
+    with pytest.raises(UserError, match="rebuild it"):
+        churn_list(model, snapshot.drop(columns="lifecycle_stage"))
 
 
 def test_sort_by_probability_and_minimum(model, snapshot):
@@ -84,3 +108,21 @@ def test_contributions_follow_the_trees_on_a_stump():
     assert (contrib[y == 1, 1] > 0).all() and (contrib[y == 0, 1] < 0).all()
     raw = booster.predict(x, raw_score=True)
     np.testing.assert_allclose(contrib.sum(axis=1) + model.expected_logit(), raw)
+
+
+def test_cli_churn_list_takes_repeatable_stages(churn_run, tiny_data: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from crm.cli import app
+    from features.online import build_online_snapshot
+
+    online = build_online_snapshot(tiny_data, tmp_path / "online")
+    out = tmp_path / "list.csv"
+    args = ["churn-list", "--snapshot", str(online), "--out", str(out), "--top", "5000"]
+    result = CliRunner().invoke(app, [*args, "--stage", "lapsed", "--stage", "new"])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(out)["lifecycle_stage"]) == {"lapsed", "new"}
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert "lapsed" not in set(pd.read_csv(out)["lifecycle_stage"])
+    wrong = CliRunner().invoke(app, [*args, "--stage", "gone"])
+    assert wrong.exit_code == 2 and "stages.0" in wrong.output

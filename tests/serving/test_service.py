@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.vocab import LIFECYCLE_STAGES
 from tests.serving.conftest import ServingEnv, start_client
 
 POST_ENDPOINTS = ["/recommend", "/recommend_batch", "/churn_score", "/churn_list", "/info", "/reload"]
@@ -209,7 +210,7 @@ def test_churn_score_known_and_unknown(client, serving_env):
     assert [s["customer_id"] for s in scores] == ids
     assert scores[-1] == {
         "customer_id": "never-seen-4", "known": False, "churn_probability": None, "risk_band": None,
-        "top_reasons": [], "value_at_risk": None, "suggested_action": None,
+        "top_reasons": [], "value_at_risk": None, "suggested_action": None, "lifecycle_stage": None,
     }  # fmt: skip
     known = scores[:-1]
     p = np.array([s["churn_probability"] for s in known])
@@ -223,6 +224,7 @@ def test_churn_score_known_and_unknown(client, serving_env):
     snapshot = pd.read_parquet(serving_env.snapshot / "snapshot.parquet").set_index("customer_id", drop=False)
     expected = model.probability(snapshot.loc[ids[:-1]].reset_index(drop=True))
     np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert [s["lifecycle_stage"] for s in known] == snapshot.loc[ids[:-1], "lifecycle_stage"].tolist()
 
 
 def test_churn_score_limits(client):
@@ -256,6 +258,20 @@ def test_churn_list_ranked_by_expected_loss_with_filters(client):
     assert gold and {r["member_tier"] for r in gold} <= {"gold", "platinum"}
 
 
+def test_churn_list_leaves_lapsed_customers_out_unless_asked(client):
+    everyone = {"limit": 10_000, "sort": "probability"}
+    retention = client.post("/churn_list", json=everyone).json()["customers"]
+    assert retention and "lapsed" not in {r["lifecycle_stage"] for r in retention}
+    lapsed = client.post("/churn_list", json={**everyone, "stages": ["lapsed"]}).json()["customers"]
+    assert lapsed and {r["lifecycle_stage"] for r in lapsed} == {"lapsed"}
+    both = client.post("/churn_list", json={**everyone, "stages": ["at_risk", "lapsed"]}).json()["customers"]
+    assert {r["lifecycle_stage"] for r in both} == {"at_risk", "lapsed"}
+    # the retention list and the lapsed one split the snapshot between them
+    every_stage = {**everyone, "stages": list(LIFECYCLE_STAGES)}
+    all_ids = {r["customer_id"] for r in client.post("/churn_list", json=every_stage).json()["customers"]}
+    assert {r["customer_id"] for r in retention} | {r["customer_id"] for r in lapsed} == all_ids
+
+
 def test_churn_list_errors_name_the_field(client):
     cases = [
         ({"limit": 0}, "limit"),
@@ -264,6 +280,7 @@ def test_churn_list_errors_name_the_field(client):
         ({"sort": "revenue"}, "sort"),
         ({"tiers": ["diamond"]}, "tiers.0"),
         ({"owns": ["toasters"]}, "owns"),
+        ({"stages": ["gone"]}, "stages.0"),
     ]
     for body, field in cases:
         r = client.post("/churn_list", json=body)
@@ -382,7 +399,7 @@ def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env
 
     state = load_state(ServiceSettings.from_env().model_copy(update={"precompute_recommendations": False}))
     snapshot = state.snapshot.snapshot.reset_index(drop=True)
-    segment = {"min_probability": 0.0, "tiers": None, "regions": None, "owns": None}
+    segment = {"min_probability": 0.0, "tiers": None, "regions": None, "owns": None, "stages": None}
     for query in (
         {**segment, "limit": 100, "sort": "expected_loss"},
         {
@@ -395,6 +412,7 @@ def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env
         },
         {**segment, "regions": ["north"], "limit": 10_000, "sort": "probability"},
         {**segment, "min_probability": 1.0, "limit": 5, "sort": "expected_loss"},
+        {**segment, "stages": ["lapsed", "new"], "limit": 50, "sort": "probability"},
     ):
         listed = state.churn_list(**query)
         expected = churn_list(state.churn, snapshot, **query)
@@ -405,3 +423,4 @@ def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env
         ]
         assert [r["top_reasons"] for r in listed] == expected["top_reasons"].map(list).tolist()
         assert [r["suggested_action"] for r in listed] == expected["suggested_action"].tolist()
+        assert [r["lifecycle_stage"] for r in listed] == expected["lifecycle_stage"].tolist()

@@ -25,15 +25,44 @@ def model(churn_run):
 
 
 @pytest.fixture(scope="module")
-def holdout(tiny_data: Path) -> pd.DataFrame:
-    return churn_training_set(open_validated(tiny_data), ["2025-10-01"])
+def holdout(tiny_data: Path, churn_run) -> pd.DataFrame:
+    return churn_training_set(open_validated(tiny_data), ["2025-10-01"], label=churn_run.label)
 
 
 def test_smoke_train_beats_the_recency_baseline_and_stays_below_the_oracle(churn_run):
     m = churn_run.metrics
+    assert churn_run.label == "activity"  # the tiny preset's events carry engagement
     assert m["roc_auc"] > m["baseline_recency_roc_auc"]
     assert m["roc_auc"] < m["oracle_roc_auc"] + 0.02
     assert 0 < m["brier"] < 0.25 and m["lift_top_decile"] > 1
+
+
+def test_the_lifecycle_stage_is_a_list_attribute_not_a_model_input(model):
+    assert "lifecycle_stage" not in model.features and "lifecycle_stage" not in model.categorical_levels
+    assert "days_since_last_event" in model.features
+
+
+@pytest.mark.parametrize("label", ["activity", "purchase"])
+def test_the_oracle_exists_for_each_label_and_beats_chance(tiny_data: Path, label: str):
+    from training.churn import oracle_auc
+
+    as_of = pd.Timestamp("2025-07-01").to_pydatetime()
+    frame = churn_training_set(open_validated(tiny_data), [as_of], label=label)
+    assert oracle_auc(tiny_data, frame, as_of, 90, label) > 0.7
+
+
+def test_the_label_is_left_to_the_data_unless_given(tiny_data: Path, tmp_path: Path):
+    from tests.features.handlog import write_log
+
+    con = open_validated(tiny_data)
+    cfg = ChurnTrainConfig(data=tiny_data, as_of="2025-10-01")
+    assert cfg.label is None and cfg.with_label(con).label == "activity"
+    assert cfg.model_copy(update={"label": "purchase"}).with_label(con).label == "purchase"
+    purchases = [("A", "1997-01-01", "purchase", None, 1, 10.0, None)]
+    cdnow_like = open_validated(write_log(tmp_path / "cdnow", purchases))
+    assert ChurnTrainConfig(data=tmp_path, as_of="1998-01-01").with_label(cdnow_like).label == "purchase"
+    with pytest.raises(ValueError, match="label"):
+        ChurnTrainConfig(data=tmp_path, as_of="1998-01-01", label="silence")
 
 
 def test_training_dates_are_before_validation_before_holdout(churn_run):
@@ -86,7 +115,7 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
 def test_calibrated_probabilities_track_observed_rates(model, churn_run, tiny_data: Path, holdout):
     # on the fold Platt scaling was fitted on, the mean matches and the bins are close
     (valid_date,) = churn_run.as_of_dates["validation"]
-    valid = churn_training_set(open_validated(tiny_data), [valid_date])
+    valid = churn_training_set(open_validated(tiny_data), [valid_date], label=churn_run.label)
     p, y = model.probability(valid), valid["churned"].to_numpy()
     assert abs(p.mean() - y.mean()) < 0.01
     assert expected_calibration_error(p, y) < 0.05
@@ -109,7 +138,7 @@ def test_reasons_are_sentences_from_the_declarations(model, holdout: pd.DataFram
 
 def test_metrics_json_has_the_design_schema(churn_run):
     doc = json.loads(Path(churn_run.extra["metrics_json"]).read_text())
-    assert doc["model"] == "churn"
+    assert doc["model"] == "churn" and doc["label"] == "activity"
     for key in ("roc_auc", "pr_auc", "log_loss", "brier", "lift_top_decile", "capture_top_decile"):
         assert isinstance(doc["metrics"][key], float)
 
