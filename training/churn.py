@@ -42,6 +42,7 @@ from features.snapshot import as_datetime
 from features.store import Store
 from features.vocab import ChurnLabel, Population
 from serving.churn_scoring import Calibration, ChurnModel
+from training.lgb import booster_params
 from training.metrics import classification_metrics
 
 if TYPE_CHECKING:
@@ -78,26 +79,8 @@ class ChurnParams:
 
     def lgb(self, features: list[str]) -> dict:
         """LightGBM's parameters for a model over ``features`` (their monotone constraints)."""
-        return {
-            "objective": "binary",
-            "metric": ["auc", "binary_logloss"],
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "monotone_constraints": [1 if f in MONOTONE_UP else 0 for f in features],
-            # "advanced" broke the guarantee on the tiny preset (a longer inactivity lowered the raw
-            # score of one customer in a probe here); "intermediate" keeps it
-            "monotone_constraints_method": "intermediate",
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.num_threads,
-            "verbosity": -1,
-        }
+        monotone = [1 if f in MONOTONE_UP else 0 for f in features]
+        return booster_params(self, "binary", monotone) | {"metric": ["auc", "binary_logloss"]}
 
 
 class ChurnTrainConfig(BaseModel):

@@ -57,6 +57,7 @@ from features.store import Store
 from features.vocab import ACTIVITY_EVENT_TYPES
 from serving.value_model import DERIVED_COLUMNS, BgNbd, GammaGamma, ValueModel, btyd_summary, derived_columns
 from training import btyd
+from training.lgb import booster_params
 
 MODEL_NAME = "value"
 GATE_METRIC = "spearman"
@@ -115,23 +116,8 @@ class ValueParams:
 
     def lgb(self, objective: str, features: list[str]) -> dict:
         """LightGBM's parameters for one part (``binary`` or ``tweedie``) over ``features``."""
-        params = {
-            "objective": objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "monotone_constraints": [(f in MONOTONE_UP) - (f in MONOTONE_DOWN) for f in features],
-            "monotone_constraints_method": "intermediate",
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": self.num_threads,
-            "verbosity": -1,
-        }
+        monotone = [(f in MONOTONE_UP) - (f in MONOTONE_DOWN) for f in features]
+        params = booster_params(self, objective, monotone)
         if objective == "tweedie":
             params["tweedie_variance_power"] = self.tweedie_variance_power
         return params
