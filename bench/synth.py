@@ -1,9 +1,15 @@
-"""Simulator speed and memory: events per second and peak RSS per preset. JSON on stdout.
+"""Simulator speed, memory and calibration per preset. JSON on stdout.
 
-    python -m bench.synth [--presets demo,large] [--repeats 1]
+    python -m bench.synth [--presets demo,large] [--repeats 1] [--no-calibration]
 
 Each run is a fresh child process (`crm data synth`), so peak memory is that process's own
-(ru_maxrss of the child). Medians over repeats.
+(ru_maxrss of the child). Medians over repeats. The calibration of the first run is read back from
+its data folder (``features.synth.read_calibration``, outside the timing): the revenue shares net
+of returns and gross beside the targets, the purchases' category mix, the cart-to-purchase
+conversion and the phone lifecycle (the median gap between one customer's consecutive phone
+purchases over customers with two or more, which the two-year window censors, so beside it the
+share of phone owners replacing within the window, the replacement rate it implies and the
+Kaplan-Meier lifetime over every phone).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from features.synth import read_calibration
 
-def one_run(preset: str, seed: int) -> dict:
-    """Simulate ``preset`` in a child process: its events, seconds, peak memory and disk use."""
+
+def one_run(preset: str, seed: int, calibration: bool = False) -> dict:
+    """Simulate ``preset`` in a child process: its events, seconds, peak memory and disk use, and
+    with ``calibration`` the figures :func:`read_calibration` reads from its data."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "data"
         code = (
@@ -37,10 +46,28 @@ def one_run(preset: str, seed: int) -> dict:
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         info = json.loads(proc.stdout.strip().splitlines()[-1])
         disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return info | {
-        "seconds": seconds,
-        "peak_rss_mb": max(peak_kb, before) / 1024,
-        "disk_mb": disk / 2**20,
+        figures = {"calibration": read_calibration(out)} if calibration else {}
+    return (
+        info
+        | {"seconds": seconds, "peak_rss_mb": max(peak_kb, before) / 1024, "disk_mb": disk / 2**20}
+        | figures
+    )
+
+
+def _headline(calibration: dict | None) -> dict:
+    """The calibration's headline figures first, then the whole of it."""
+    if calibration is None:
+        return {}
+    phone = calibration["phone"]
+    return {
+        "phone_gap_days_median": phone["gap_days_median"],
+        "customers_with_2plus_phones": phone["customers_with_2plus_phones"],
+        "phone_owners_replacing_in_window_share": phone.get("owners_replacing_in_window_share"),
+        "phone_replacement_rate_per_owner_year": phone.get("replacement_rate_per_owner_year"),
+        "phone_lifetime_years_median": phone.get("lifetime_years", {}).get("p50"),
+        "revenue_shares_net": calibration["revenue_shares_net"],
+        "cart_conversion": calibration["cart_conversion"]["conversion"],
+        "calibration": calibration,
     }
 
 
@@ -49,10 +76,14 @@ def main() -> None:
     parser.add_argument("--presets", default="demo,large")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-calibration", action="store_true", help="skip reading the calibration back")
     args = parser.parse_args()
     results = []
     for preset in args.presets.split(","):
-        runs = [one_run(preset, args.seed) for _ in range(args.repeats)]
+        runs = [
+            one_run(preset, args.seed, calibration=not args.no_calibration and r == 0)
+            for r in range(args.repeats)
+        ]
         seconds = statistics.median(r["seconds"] for r in runs)
         results.append(
             {
@@ -65,6 +96,7 @@ def main() -> None:
                 "disk_mb": round(runs[0]["disk_mb"]),
                 "repeats": args.repeats,
             }
+            | _headline(runs[0].get("calibration"))
         )
         print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"benchmark": "synth", "results": results}, indent=2))

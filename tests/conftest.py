@@ -8,6 +8,10 @@ import pytest
 
 TINY_SEED = 7
 
+# The tiny churn model's holdout date: its 90-day label window ends inside the tiny data, whose
+# last weekly step is 2025-12-22 .. 2025-12-28.
+CHURN_AS_OF = "2025-09-28"
+
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -73,7 +77,7 @@ def churn_run(tiny_data: Path, store, tmp_path_factory: pytest.TempPathFactory):
     metrics_json = tmp_path_factory.mktemp("churn") / "metrics.json"
     cfg = ChurnTrainConfig(
         data=tiny_data,
-        as_of="2025-10-01",
+        as_of=CHURN_AS_OF,
         trials=2,
         register_model=True,
         metrics_json=metrics_json,

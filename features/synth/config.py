@@ -58,6 +58,14 @@ TIER_QUANTILES = (0.55, 0.80, 0.94)  # of the tier score: where silver, gold and
 
 # -- categories ---------------------------------------------------------------------------------
 
+# The brand's shares of revenue net of returns; "other" is tv, laptop, accessory and other.
+REVENUE_SHARE_TARGETS = {"phone": 0.40, "smart_home": 0.25, "wearable": 0.15, "other": 0.20}
+
+
+def revenue_group(category: str) -> str:
+    """The group of ``REVENUE_SHARE_TARGETS`` that a category's revenue counts towards."""
+    return category if category in REVENUE_SHARE_TARGETS else "other"
+
 
 class CategorySpec(NamedTuple):
     """One category of the brand's catalogue and of its customers' behaviour."""
@@ -65,33 +73,58 @@ class CategorySpec(NamedTuple):
     catalogue_share: float  # of the items
     subcategories: tuple[str, ...]
     median_price: float
-    # Base weight of the category of a purchase, before the cross-sell state multiplies it;
-    # calibrated so that the purchase shares meet the design's targets (the tests check them).
+    # Base weight of the category of a purchase besides the phone (phones follow their lifecycle,
+    # below), before the cross-sell state multiplies it; with PURCHASE_RATE, calibrated so that the
+    # revenue shares meet REVENUE_SHARE_TARGETS (the tests check them).
     purchase_weight: float
-    view_share: float  # browsing spreads over categories like purchases do on average
+    view_share: float  # browsing: phones are looked at far more often than they are bought
+    # Share of the category's purchases, the phone lifecycle and the cross-sell state included:
+    # the oracle's category prior (a test keeps it in step with the simulated purchases).
+    purchase_share: float
 
 
 CATEGORY_SPEC = {
-    "phone": CategorySpec(0.22, ("flagship", "midrange", "budget", "foldable"), 520.0, 0.7159, 0.40),
+    "phone": CategorySpec(0.22, ("flagship", "midrange", "budget", "foldable"), 520.0, 0.0, 0.30, 0.108),
     "smart_home": CategorySpec(
-        0.22, ("speaker", "camera", "lighting", "router", "vacuum", "plug"), 60.0, 0.0778, 0.25
+        0.22, ("speaker", "camera", "lighting", "router", "vacuum", "plug"), 85.0, 0.368, 0.30, 0.424
     ),
-    "wearable": CategorySpec(0.16, ("watch", "band", "earbuds"), 110.0, 0.1087, 0.15),
-    "tv": CategorySpec(0.08, ("oled", "led", "projector"), 700.0, 0.023, 0.03),
-    "laptop": CategorySpec(0.08, ("ultrabook", "gaming", "tablet"), 900.0, 0.0276, 0.035),
+    "wearable": CategorySpec(0.16, ("watch", "band", "earbuds"), 110.0, 0.412, 0.18, 0.208),
+    "tv": CategorySpec(0.08, ("oled", "led", "projector"), 700.0, 0.024, 0.04, 0.014),
+    "laptop": CategorySpec(0.08, ("ultrabook", "gaming", "tablet"), 900.0, 0.024, 0.04, 0.013),
     "accessory": CategorySpec(
-        0.18, ("case", "charger", "screen_protector", "cable", "power_bank"), 25.0, 0.0261, 0.10
+        0.18, ("case", "charger", "screen_protector", "cable", "power_bank"), 25.0, 0.122, 0.10, 0.202
     ),
-    "other": CategorySpec(0.06, ("gift_card", "service_plan", "bundle"), 50.0, 0.021, 0.035),
+    "other": CategorySpec(0.06, ("gift_card", "service_plan", "bundle"), 50.0, 0.049, 0.04, 0.031),
 }
 C_PHONE, C_SMART, C_WEAR, C_TV, C_LAPTOP, C_ACC = (
     CATEGORIES.index(c) for c in ("phone", "smart_home", "wearable", "tv", "laptop", "accessory")
 )
 CATEGORY_BASE = np.array([CATEGORY_SPEC[c].purchase_weight for c in CATEGORIES])
 VIEW_CATEGORY_P = np.array([CATEGORY_SPEC[c].view_share for c in CATEGORIES])
+PURCHASE_CATEGORY_P = np.array([CATEGORY_SPEC[c].purchase_share for c in CATEGORIES])
 # Who signed up before the data starts already owns these (besides a phone), with these chances;
 # the draws run in this order.
 PRIOR_OWNERSHIP = {"wearable": 0.25, "smart_home": 0.3, "accessory": 0.5, "tv": 0.1, "laptop": 0.1}
+
+# -- the phone lifecycle ------------------------------------------------------------------------
+
+# A customer's own phone is replaced when it ages: the weekly chance is logistic in the phone's
+# age, near zero in its first year and close to PHONE_REPLACE_MAX from about three years on, so a
+# phone lasts two to three years. Customers who buy more and engage more replace sooner.
+PHONE_REPLACE_MAX = 0.04
+PHONE_REPLACE_MID_YEARS = 2.3
+PHONE_REPLACE_SPREAD_YEARS = 0.2
+# Without a phone from the brand: a customer who just signed up came for one (the chance fades
+# over the first weeks); an older customer without one carries another brand's phone and buys a
+# first one from the brand now and then.
+FIRST_PHONE_AT_SIGNUP = 0.25
+FIRST_PHONE_FADE_WEEKS = 4.0
+FIRST_PHONE_LATER = 0.008
+FRESH_PHONE_WEEKS = 8  # a phone this young drives accessory and wearable purchases
+# In each of those weeks after the phone's, besides the usual purchases, the expected number of
+# purchases that go with the new phone: an accessory, or a first wearable for those without one.
+FRESH_PHONE_CROSS_SELL = 0.15
+FRESH_PHONE_WEARABLE_SHARE = 0.4
 
 # -- channels and engagement --------------------------------------------------------------------
 
@@ -103,8 +136,13 @@ BROWSE_CHANNEL_P = tuple(
 )
 APP_CHANNEL = CHANNELS.index("app")
 PUSH_OPEN_RATE = 0.045  # one push a week to every customer
+# Purchases per week of an average customer outside promotions, besides the phone lifecycle and
+# the purchases that go with a new phone.
+PURCHASE_RATE = 0.0362
 MAX_PURCHASES_PER_WEEK = 3
 RETURN_RATE = 0.04  # share of purchases returned within a month
+# Share of browsing views that put the item in the cart without buying it (an abandoned cart).
+CART_ABANDON_RATE = 0.3
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The weeks log who did what how often; expanding the log gives one event per row with a time
 inside its week, an item for purchases and views, the funnel of views and an add-to-cart before
-each purchase, some returns, amounts and channels.
+each purchase, carts abandoned after some browsing views, some returns, amounts and channels.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pyarrow as pa
 from features.synth.config import (
     APP_CHANNEL,
     BROWSE_CHANNEL_P,
+    CART_ABANDON_RATE,
     DAY_SECONDS,
     END,
     PURCHASE_CHANNEL_P,
@@ -73,8 +74,9 @@ def expand_events(
     """The contract's events of one chunk, sorted by customer and time."""
     logged = _logged_events(log, customers, catalogue, rng)
     buy = np.flatnonzero(logged.kind == PURCHASE)
+    abandoned = _abandoned_carts(logged, rng)
     funnel_views, carts = _funnel(logged, buy, rng)
-    events = _concat(logged, funnel_views, carts, _returns(logged, buy, rng))
+    events = _concat(logged, funnel_views, carts, abandoned, _returns(logged, buy, rng))
     amount = _amounts(events, catalogue, rng)
     channel = _channels(events, rng)
     return _contract_table(events, amount, channel, customers, catalogue, rng)
@@ -107,6 +109,15 @@ def _funnel(logged: Events, buy: np.ndarray, rng: np.random.Generator) -> tuple[
     view_seconds = logged.seconds[viewed] - rng.integers(600, 3 * DAY_SECONDS, len(viewed))
     cart_seconds = logged.seconds[buy] - rng.integers(60, 3_600, len(buy))
     return logged.derived(viewed, view_seconds, VIEW), logged.derived(buy, cart_seconds, CART)
+
+
+def _abandoned_carts(logged: Events, rng: np.random.Generator) -> Events:
+    """A share of the browsing views puts the item in the cart minutes later, never bought."""
+    views = np.flatnonzero(logged.kind == VIEW)
+    carted = views[rng.random(len(views)) < CART_ABANDON_RATE]
+    seconds = logged.seconds[carted] + rng.integers(60, 3_600, len(carted))
+    inside = seconds <= int((END - START).total_seconds())
+    return logged.derived(carted[inside], seconds[inside], CART)
 
 
 def _returns(logged: Events, buy: np.ndarray, rng: np.random.Generator) -> Events:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserError
-from features.synth.config import CHOICE_TEMPERATURE, TASTE_DIM, VIEW_CATEGORY_P
+from features.synth.config import CHOICE_TEMPERATURE, PURCHASE_CATEGORY_P, TASTE_DIM
 from features.vocab import CATEGORIES
 
 
@@ -28,13 +28,13 @@ def true_customers(data_dir: str | Path) -> pd.DataFrame:
 def true_items(data_dir: str | Path) -> pd.DataFrame:
     """The simulator's items: ``item_id``, ``category``, ``popularity``, ``vec_*`` and ``bias``.
 
-    ``bias`` is the popularity plus the log of the base share of the item's category: with
+    ``bias`` is the popularity plus the log of the item's category's share of the purchases: with
     ``taste . vec / CHOICE_TEMPERATURE`` it is the oracle's score of an item for a customer.
     """
     items = _read_truth(data_dir, "items.parquet")
     catalogue = pd.read_parquet(Path(data_dir) / "items.parquet")[["item_id", "category"]]
     items = items.merge(catalogue, on="item_id")
-    base = dict(zip(CATEGORIES, np.log(VIEW_CATEGORY_P), strict=True))
+    base = dict(zip(CATEGORIES, np.log(PURCHASE_CATEGORY_P), strict=True))
     items["bias"] = items["popularity"].to_numpy() + items["category"].map(base).fillna(-5).to_numpy()
     return items
 
@@ -73,7 +73,7 @@ def oracle_recommendations(
     exclude: dict[str, set[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Top-``k`` items per customer by true propensity: taste . item vector / T + popularity,
-    plus the log of the base share of the item's category; items in ``exclude`` are skipped."""
+    plus the log of the category's share of the purchases; items in ``exclude`` are skipped."""
     customers = true_customers(data_dir).set_index("customer_id")
     items = true_items(data_dir)
     bias = items["bias"].to_numpy()

@@ -1,9 +1,10 @@
 """The weekly simulation of one chunk of customers, with its ground truth.
 
-Each week every customer who has signed up and not churned buys (the category follows the
-cross-sell state), browses, opens the app and pushes, posts, files tickets and redeems coupons,
-and then may churn. The hidden state the weeks carry forward is :class:`HiddenState`; what they
-do goes to an :class:`~features.synth.events.ActivityLog`, expanded into events at the end.
+Each week every customer who has signed up and not churned may replace their phone (its
+lifecycle), buys other things (the category follows the cross-sell state), browses, opens the app
+and pushes, posts, files tickets and redeems coupons, and then may churn. The hidden state the
+weeks carry forward is :class:`HiddenState`; what they do goes to an
+:class:`~features.synth.events.ActivityLog`, expanded into events at the end.
 """
 
 from __future__ import annotations
@@ -23,9 +24,19 @@ from features.synth.config import (
     C_TV,
     C_WEAR,
     CATEGORY_BASE,
+    FIRST_PHONE_AT_SIGNUP,
+    FIRST_PHONE_FADE_WEEKS,
+    FIRST_PHONE_LATER,
+    FRESH_PHONE_CROSS_SELL,
+    FRESH_PHONE_WEARABLE_SHARE,
+    FRESH_PHONE_WEEKS,
     MAX_PURCHASES_PER_WEEK,
+    PHONE_REPLACE_MAX,
+    PHONE_REPLACE_MID_YEARS,
+    PHONE_REPLACE_SPREAD_YEARS,
     PRIOR_OWNERSHIP,
     PROMOTIONS,
+    PURCHASE_RATE,
     PUSH_OPEN_RATE,
     START,
     TASTE_DIM,
@@ -36,6 +47,7 @@ from features.synth.population import Catalogue, Customers, customers_frame, dra
 from features.vocab import CATEGORIES
 
 TICKET_DECAY = 0.93  # weekly decay of the recent-tickets count that raises the churn hazard
+NO_PHONE_WEEK = -10_000  # the phone week of a customer without a phone from the brand
 
 
 @dataclass
@@ -57,7 +69,8 @@ class HiddenState:
     trickle: np.ndarray  # churned customers who keep opening the app now and then
     engagement: np.ndarray  # drifts week by week, for some customers downwards
     owned: np.ndarray  # (n, categories) bool
-    phone_week: np.ndarray  # week of the latest phone, far in the past for none
+    phone_week: np.ndarray  # week of the customer's own latest phone, far in the past for none
+    prior_phone_week: np.ndarray  # of the phone owned at the start, far in the past for none
     tickets_recent: np.ndarray  # exponentially decayed count of service tickets
 
 
@@ -152,15 +165,35 @@ def week_multipliers() -> np.ndarray:
     return mult
 
 
+def phone_replacement_chance(age_years: np.ndarray) -> np.ndarray:
+    """The weekly chance that an average customer replaces a phone of this age."""
+    return PHONE_REPLACE_MAX / (
+        1 + np.exp(-(age_years - PHONE_REPLACE_MID_YEARS) / PHONE_REPLACE_SPREAD_YEARS)
+    )
+
+
+def _steady_phone_ages(max_weeks: int = 5 * 52) -> np.ndarray:
+    """P(a phone is ``k`` weeks old) in a population that has replaced phones for long: in a
+    renewal process the age's density is proportional to the chance of surviving to it."""
+    survival = np.cumprod(1 - phone_replacement_chance(np.arange(max_weeks) / 52.0))
+    return survival / survival.sum()
+
+
+STEADY_PHONE_AGE_P = _steady_phone_ages()
+
+
 def initial_state(customers: Customers, rng: np.random.Generator) -> HiddenState:
-    """The state before the first week: who signed up before the start already owns devices."""
+    """The state before the first week: who signed up before the start already owns devices, a
+    phone of an age drawn from the lifecycle's steady state (no older than the membership)."""
     n = len(customers)
     trickle = rng.random(n) < 0.33
     engagement = rng.normal(0, 0.5, n)
     owned = np.zeros((n, len(CATEGORIES)), dtype=bool)
     prior = customers.signup_week < 0
     owned[:, C_PHONE] = prior & (rng.random(n) < 0.85)
-    phone_week = np.where(owned[:, C_PHONE], rng.integers(-150, 0, n), -10_000)
+    steady_age = 1 + rng.choice(len(STEADY_PHONE_AGE_P), n, p=STEADY_PHONE_AGE_P)  # in weeks
+    age_weeks = np.minimum(steady_age, -customers.signup_week)
+    phone_week = np.where(owned[:, C_PHONE], -age_weeks, NO_PHONE_WEEK)
     for category, p in PRIOR_OWNERSHIP.items():
         owned[:, CATEGORIES.index(category)] = prior & (rng.random(n) < p)
     return HiddenState(
@@ -170,6 +203,7 @@ def initial_state(customers: Customers, rng: np.random.Generator) -> HiddenState
         engagement=engagement,
         owned=owned,
         phone_week=phone_week,
+        prior_phone_week=phone_week.copy(),
         tickets_recent=np.zeros(n),
     )
 
@@ -183,15 +217,20 @@ def simulate_week(
     months: MonthlyTruth,
     rng: np.random.Generator,
 ) -> None:
-    """One week: engagement drifts, customers buy and engage, then some churn."""
+    """One week: engagement drifts, phones age and are replaced, customers buy and engage, then
+    some churn."""
     week = start_week(w, season, customers, state, rng)
+    phone = phone_chance(week, customers, state)
+    buy_phones(week, rng.random(len(customers)) < phone, state, log)
     rate = purchase_rate(week, customers)
     buy(week, np.minimum(rng.poisson(rate), MAX_PURCHASES_PER_WEEK), state, log, rng)
+    extra = cross_sell_rate(week, state)
+    cross_sell(week, np.minimum(rng.poisson(extra), MAX_PURCHASES_PER_WEEK), state, log, rng)
     engage(week, customers, state, log, rng)
     hazard = churn_hazard(week, customers, state)
     churn(week, hazard, state, rng)
     state.tickets_recent *= TICKET_DECAY
-    months.add_week(w, hazard, rate, state.alive)
+    months.add_week(w, hazard, rate + phone + extra, state.alive)
 
 
 def start_week(
@@ -214,15 +253,35 @@ def start_week(
 
 
 def purchase_rate(week: Week, customers: Customers) -> np.ndarray:
-    """The expected number of purchases of each customer this week."""
-    rate = 0.055 * customers.activity * week.season * week.eng * (1 + 0.15 * customers.tier)
+    """The expected number of purchases other than one's own phone of each customer this week."""
+    rate = PURCHASE_RATE * customers.activity * week.season * week.eng * (1 + 0.15 * customers.tier)
     return np.where(week.active, rate, 0.0)
+
+
+def phone_chance(week: Week, customers: Customers, state: HiddenState) -> np.ndarray:
+    """The chance of buying one's own phone this week: replacing an ageing one (sooner for
+    customers who buy and engage more, and in promotions), or a first one from the brand."""
+    lean = np.sqrt(customers.activity) * np.exp(0.3 * state.engagement) * np.sqrt(week.season)
+    replace = phone_replacement_chance(week.phone_age_years) * lean
+    weeks_member = week.index - customers.signup_week
+    first = FIRST_PHONE_AT_SIGNUP * np.exp(-weeks_member / FIRST_PHONE_FADE_WEEKS) + FIRST_PHONE_LATER * lean
+    chance = np.where(state.owned[:, C_PHONE], replace, first)
+    return np.where(week.active, np.clip(chance, 0.0, 0.9), 0.0)
+
+
+def buy_phones(week: Week, buys: np.ndarray, state: HiddenState, log: ActivityLog) -> None:
+    """Log the week's own-phone purchases; the new phone is fresh from now on."""
+    buyer = np.flatnonzero(buys)
+    state.owned[buyer, C_PHONE] = True
+    state.phone_week[buyer] = week.index
+    log.add(week.index, buyer, PURCHASE, np.ones(len(buyer), dtype=np.int64), np.full(len(buyer), C_PHONE))
 
 
 def buy(
     week: Week, n_buy: np.ndarray, state: HiddenState, log: ActivityLog, rng: np.random.Generator
 ) -> None:
-    """Draw the category of each purchase in turn; every purchase updates what the buyer owns."""
+    """Draw the category of each purchase besides the phone in turn; every purchase updates what the
+    buyer owns."""
     for draw in range(MAX_PURCHASES_PER_WEEK):
         buyer = np.flatnonzero(n_buy > draw)
         if len(buyer) == 0:
@@ -231,20 +290,42 @@ def buy(
         category = (rng.random(len(buyer))[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
         category = np.minimum(category, len(CATEGORIES) - 1)
         state.owned[buyer, category] = True
-        state.phone_week[buyer[category == C_PHONE]] = week.index
+        log.add(week.index, buyer, PURCHASE, np.ones(len(buyer), dtype=np.int64), category)
+
+
+def cross_sell_rate(week: Week, state: HiddenState) -> np.ndarray:
+    """The expected number of purchases that go with a phone bought in the past weeks (not this
+    week's: a purchase's time inside its week is drawn later, so it could come before the phone)."""
+    since = week.index - state.phone_week
+    fresh = (since >= 1) & (since <= FRESH_PHONE_WEEKS)
+    return np.where(week.active & fresh, FRESH_PHONE_CROSS_SELL * week.eng, 0.0)
+
+
+def cross_sell(
+    week: Week, n_buy: np.ndarray, state: HiddenState, log: ActivityLog, rng: np.random.Generator
+) -> None:
+    """Log the purchases that go with a new phone: a first wearable for some who have none, else an
+    accessory."""
+    for draw in range(MAX_PURCHASES_PER_WEEK):
+        buyer = np.flatnonzero(n_buy > draw)
+        if len(buyer) == 0:
+            break
+        wearable = ~state.owned[buyer, C_WEAR] & (rng.random(len(buyer)) < FRESH_PHONE_WEARABLE_SHARE)
+        category = np.where(wearable, C_WEAR, C_ACC)
+        state.owned[buyer, category] = True
         log.add(week.index, buyer, PURCHASE, np.ones(len(buyer), dtype=np.int64), category)
 
 
 def category_weights(week: Week, buyer: np.ndarray, state: HiddenState) -> np.ndarray:
-    """(buyers, categories) probabilities of a purchase's category: the base weights times the
-    cross-sell state (no phone -> phone first; a fresh phone -> accessories and wearables; several
-    categories -> smart home; an ageing phone -> a replacement; owned tv or laptop -> rarely another).
+    """(buyers, categories) probabilities of the category of a purchase besides the phone (whose
+    weight is zero: phones follow their lifecycle): the base weights times the cross-sell state
+    (a fresh phone -> accessories and wearables; several categories -> smart home; owned tv or
+    laptop -> rarely another).
 
     It reads the live ownership, so a phone bought earlier this week counts as fresh."""
     owned = state.owned
     weights = np.tile(CATEGORY_BASE, (len(buyer), 1))
-    weights[:, C_PHONE] *= _phone_multiplier(~owned[buyer, C_PHONE], week.phone_age_years[buyer])
-    fresh_phone = (week.index - state.phone_week[buyer]) <= 8
+    fresh_phone = (week.index - state.phone_week[buyer]) <= FRESH_PHONE_WEEKS
     weights[:, C_ACC] *= np.where(fresh_phone, 5.0, 1.0)
     weights[:, C_WEAR] *= np.where(
         fresh_phone & ~owned[buyer, C_WEAR], 4.0, np.where(owned[buyer, C_WEAR], 0.6, 1.0)
@@ -254,13 +335,6 @@ def category_weights(week: Week, buyer: np.ndarray, state: HiddenState) -> np.nd
     weights[:, C_LAPTOP] *= np.where(owned[buyer, C_LAPTOP], 0.3, 1.0)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights
-
-
-def _phone_multiplier(no_phone: np.ndarray, age_years: np.ndarray) -> np.ndarray:
-    """Without a phone, a phone first; a new one is rarely replaced, an old one more and more."""
-    return np.where(
-        no_phone, 3.0, np.where(age_years < 1.0, 0.25, 0.6 + 1.4 * np.clip(age_years - 1.8, 0, 2))
-    )
 
 
 def engage(
@@ -319,17 +393,23 @@ def churn(week: Week, hazard: np.ndarray, state: HiddenState, rng: np.random.Gen
 
 
 def customer_truth(customers: Customers, state: HiddenState) -> pd.DataFrame:
-    """The truth/customers table of the chunk: churn time, latents and taste."""
+    """The truth/customers table of the chunk: churn time, the phone owned at the start (bought
+    before the data, so no event shows it), latents and taste."""
     churn_week = np.where(state.churn_week >= 0, state.churn_week, np.nan)
+    prior_phone_week = np.where(state.prior_phone_week > NO_PHONE_WEEK, state.prior_phone_week, np.nan)
     return pd.DataFrame(
         {
             "customer_id": customers.customer_id,
-            "churn_ts": pd.to_datetime(churn_week * 7, unit="D", origin=pd.Timestamp(START)).astype(
-                "datetime64[us]"
-            ),
+            "churn_ts": _week_start(churn_week),
+            "prior_phone_ts": _week_start(prior_phone_week),
             "activity": customers.activity,
             "quality": customers.quality,
             "engagement_decline": customers.decline,
         }
         | {f"taste_{d}": customers.taste[:, d].astype(np.float32) for d in range(TASTE_DIM)}
     )
+
+
+def _week_start(week: np.ndarray) -> pd.DatetimeIndex:
+    """The start of each (float, NaN for none) week from START, as timestamps."""
+    return pd.to_datetime(week * 7, unit="D", origin=pd.Timestamp(START)).astype("datetime64[us]")

@@ -5,14 +5,24 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.contract import EVENT_TYPES, open_validated, validate
 from features.errors import UserError
-from features.synth import CATEGORIES, SynthConfig, job, oracle_churn_scores, oracle_recommendations, run
-from features.synth.config import CATEGORY_SPEC, PRESET_SIZES
+from features.synth import (
+    CATEGORIES,
+    SynthConfig,
+    job,
+    oracle_churn_scores,
+    oracle_recommendations,
+    read_calibration,
+    run,
+)
+from features.synth import calibration as calibration_module
+from features.synth.config import CATEGORY_SPEC, PRESET_SIZES, PURCHASE_CATEGORY_P, REVENUE_SHARE_TARGETS
 from features.vocab import PRESETS
 
 
@@ -73,18 +83,16 @@ def test_every_event_type_and_channel_appears(tiny_data: Path):
     assert {"mall", "app", "offline_store", "social", "partner"} <= channels
 
 
-def test_purchase_category_and_buyer_age_shares_are_calibrated(tiny_data: Path):
+def test_revenue_shares_and_buyer_age_shares_are_calibrated(tiny_data: Path):
     # the brand's figures; the tolerance suits the tiny preset's sample of purchases and buyers
+    figures = read_calibration(tiny_data)
+    for shares in (figures["revenue_shares_net"], figures["revenue_shares_gross"]):
+        assert set(shares) == set(REVENUE_SHARE_TARGETS)
+        for group, target in REVENUE_SHARE_TARGETS.items():
+            assert shares[group] == pytest.approx(target, abs=0.03), group
+    # a phone is bought seldom but costs much: far below its share of the revenue in count
+    assert figures["purchase_count_shares"]["phone"] < 0.5 * REVENUE_SHARE_TARGETS["phone"]
     con = open_validated(tiny_data)
-    shares = dict(
-        con.execute(
-            """SELECT CASE WHEN category IN ('phone', 'smart_home', 'wearable') THEN category
-                           ELSE 'other' END, count(*) / sum(count(*)) OVER ()
-               FROM events JOIN items USING (item_id) WHERE event_type = 'purchase' GROUP BY 1"""
-        ).fetchall()
-    )
-    for category, target in {"phone": 0.40, "smart_home": 0.25, "wearable": 0.15, "other": 0.20}.items():
-        assert shares[category] == pytest.approx(target, abs=0.03), category
     ages = dict(
         con.execute(
             """WITH buyers AS (SELECT DISTINCT customer_id FROM events WHERE event_type = 'purchase')
@@ -96,6 +104,120 @@ def test_purchase_category_and_buyer_age_shares_are_calibrated(tiny_data: Path):
     )
     assert ages["18-25"] == pytest.approx(0.285, abs=0.035)
     assert ages["26-35"] == pytest.approx(0.393, abs=0.035)
+
+
+def test_revenue_shares_count_returns_against_their_group():
+    con = duckdb.connect()
+    con.execute(
+        """CREATE VIEW sales AS SELECT * FROM (VALUES ('purchase', 500.0, 'phone'),
+           ('return', 100.0, 'phone'), ('purchase', 100.0, 'tv'), ('purchase', 100.0, 'laptop'),
+           ('purchase', 200.0, 'wearable'))
+           AS t(event_type, amount, category)"""
+    )
+    assert calibration_module.revenue_shares(con, net=True) == {
+        "phone": 0.5, "smart_home": 0.0, "wearable": 0.25, "other": 0.25
+    }  # fmt: skip
+    assert calibration_module.revenue_shares(con, net=False)["phone"] == pytest.approx(500 / 900, abs=1e-4)
+
+
+def test_a_phone_lasts_two_to_three_years(tiny_data: Path):
+    phone = read_calibration(tiny_data)["phone"]
+    # consecutive phone purchases of one customer: only gaps shorter than the two-year window show
+    assert phone["customers_with_2plus_phones"] >= 5
+    assert phone["gap_days_median"] >= 548
+    # so the lifetime is read over every phone, those owned at the start included
+    assert 2.0 <= phone["lifetime_years"]["p50"] <= 3.0
+    assert 2.0 <= phone["implied_lifetime_years"] <= 3.5
+    assert 0.3 < phone["owners_replacing_in_window_share"] < 0.8
+
+
+def test_kaplan_meier_with_delayed_entry():
+    # no censoring, no delayed entry: the empirical survival
+    median = calibration_module.kaplan_meier(np.zeros(4), np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4, bool))
+    assert median(0.5) == 2.0 and median(0.25) == 3.0 and median(0.0) == 4.0
+    # a subject entering at 2.5 is not at risk at 2; a censored one leaves the risk set
+    km = calibration_module.kaplan_meier(
+        np.array([0.0, 0.0, 2.5, 0.0]), np.array([2.0, 3.0, 3.5, 2.5]), np.array([True, True, True, False])
+    )
+    assert km(0.75) == 2.0  # 1 of 3 at risk at 2 -> 2/3
+    assert km(0.34) == 3.0  # then 1 of 2 at risk at 3 -> 1/3
+    assert km(0.0) == 3.5
+
+
+def test_some_carts_are_abandoned(tiny_data: Path):
+    conversion = read_calibration(tiny_data)["cart_conversion"]
+    assert conversion["add_to_cart"] > conversion["purchases"]
+    assert 0.3 <= conversion["conversion"] <= 0.6
+    con = open_validated(tiny_data)
+    # every purchase went through the cart, and an abandoned cart holds an item browsed just before
+    unexplained_purchases, unexplained_carts = con.execute(
+        """SELECT
+             (SELECT count(*) FROM events p WHERE p.event_type = 'purchase' AND NOT EXISTS (
+                SELECT 1 FROM events c WHERE c.event_type = 'add_to_cart' AND c.customer_id = p.customer_id
+                AND c.item_id = p.item_id AND c.ts BETWEEN p.ts - INTERVAL 1 HOUR AND p.ts)),
+             (SELECT count(*) FROM events c WHERE c.event_type = 'add_to_cart' AND NOT EXISTS (
+                SELECT 1 FROM events v WHERE v.event_type IN ('view', 'purchase')
+                AND v.customer_id = c.customer_id AND v.item_id = c.item_id
+                AND v.ts BETWEEN c.ts - INTERVAL 1 HOUR AND c.ts + INTERVAL 1 HOUR))"""
+    ).fetchone()
+    assert unexplained_purchases == 0 and unexplained_carts == 0
+
+
+def test_the_truth_keeps_its_columns_and_is_coherent(tiny_data: Path):
+    truth = pd.read_parquet(tiny_data / "truth" / "customers.parquet")
+    assert {"customer_id", "churn_ts", "prior_phone_ts", "activity", "quality", "engagement_decline"} <= set(
+        truth
+    )
+    assert (truth["prior_phone_ts"].dropna() < pd.Timestamp("2024-01-01")).all()
+    monthly = pd.read_parquet(tiny_data / "truth" / "monthly")
+    assert {"customer_id", "month", "alive_at_start", "weekly_hazard", "weekly_purchase_rate"} <= set(monthly)
+    assert len(monthly) == 24 * len(truth)
+    frame = monthly.merge(truth[["customer_id", "churn_ts"]], on="customer_id")
+    # alive at a month's start exactly when the churn comes later (or never)
+    later = frame["churn_ts"].isna() | (frame["churn_ts"] >= frame["month"])
+    assert (frame["alive_at_start"] == later).all()
+    gone = ~frame["alive_at_start"]
+    assert (frame.loc[gone, "weekly_hazard"] == 0).all() and (
+        frame.loc[gone, "weekly_purchase_rate"] == 0
+    ).all()
+    assert frame.loc[~gone, "weekly_hazard"].between(0, 1).all()
+
+
+def test_churn_hazard_follows_tickets_engagement_an_ageing_phone_and_few_categories(tiny_data: Path):
+    # per customer and month: the true hazard against last month's tickets, the phone's age, the
+    # categories bought so far and the hidden engagement decline
+    monthly = pd.read_parquet(tiny_data / "truth" / "monthly")
+    truth = pd.read_parquet(tiny_data / "truth" / "customers.parquet")
+    con = open_validated(tiny_data)
+    con.register("monthly", monthly[monthly["weekly_hazard"] > 0])
+    con.register("truth", truth[["customer_id", "prior_phone_ts", "engagement_decline"]])
+    hazard = con.execute(
+        """WITH bought AS (SELECT customer_id, ts, category FROM events JOIN items USING (item_id)
+                           WHERE event_type = 'purchase'),
+                phones AS (SELECT customer_id, ts FROM bought WHERE category = 'phone'
+                           UNION ALL
+                           SELECT customer_id, prior_phone_ts FROM truth WHERE prior_phone_ts IS NOT NULL),
+                state AS (SELECT m.customer_id, m.month, m.weekly_hazard, t.engagement_decline,
+                    (SELECT count(*) FROM events e WHERE e.event_type = 'service_ticket'
+                     AND e.customer_id = m.customer_id
+                     AND e.ts >= m.month - INTERVAL 1 MONTH AND e.ts < m.month) AS tickets,
+                    (SELECT date_diff('day', max(p.ts), m.month) FROM phones p
+                     WHERE p.customer_id = m.customer_id AND p.ts < m.month) AS phone_age_days,
+                    (SELECT count(DISTINCT b.category) FROM bought b
+                     WHERE b.customer_id = m.customer_id AND b.ts < m.month) AS categories
+                  FROM monthly m JOIN truth t USING (customer_id) WHERE m.month >= '2025-01-01')
+           SELECT avg(weekly_hazard) FILTER (WHERE tickets > 0)
+                    / avg(weekly_hazard) FILTER (WHERE tickets = 0),
+                  avg(weekly_hazard) FILTER (WHERE phone_age_days > 2 * 365)
+                    / avg(weekly_hazard) FILTER (WHERE phone_age_days < 365),
+                  avg(weekly_hazard) FILTER (WHERE categories <= 1)
+                    / avg(weekly_hazard) FILTER (WHERE categories >= 3),
+                  avg(weekly_hazard) FILTER (WHERE engagement_decline > 0)
+                    / avg(weekly_hazard) FILTER (WHERE engagement_decline = 0)
+           FROM state"""
+    ).fetchone()
+    tickets, ageing_phone, few_categories, falling_engagement = hazard
+    assert tickets > 1.2 and ageing_phone > 1.5 and few_categories > 1.5 and falling_engagement > 1.5
 
 
 def test_promotions_lift_purchases(tiny_data: Path):
@@ -133,6 +255,12 @@ def test_cross_sell_phone_buyers_buy_accessories_soon_after(tiny_data: Path):
            FROM nxt"""
     ).fetchone()
     assert after_phone > 1.5 * baseline
+
+
+def test_the_oracles_category_prior_follows_the_purchases(tiny_data: Path):
+    shares = read_calibration(tiny_data)["purchase_count_shares"]
+    for category, prior in zip(CATEGORIES, PURCHASE_CATEGORY_P, strict=True):
+        assert shares[category] == pytest.approx(prior, abs=0.03), category
 
 
 def test_oracle_churn_scores_predict_the_label(tiny_data: Path):

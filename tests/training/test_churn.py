@@ -16,6 +16,7 @@ import pytest
 from features.contract import open_validated
 from features.errors import UserError
 from features.labels import churn_training_set
+from tests.conftest import CHURN_AS_OF
 from training.churn import ChurnTrainConfig, schedule
 
 
@@ -26,7 +27,7 @@ def model(churn_run):
 
 @pytest.fixture(scope="module")
 def holdout(tiny_data: Path, churn_run) -> pd.DataFrame:
-    return churn_training_set(open_validated(tiny_data), ["2025-10-01"], label=churn_run.label)
+    return churn_training_set(open_validated(tiny_data), [CHURN_AS_OF], label=churn_run.label)
 
 
 def test_smoke_train_beats_the_recency_baseline_and_stays_below_the_oracle(churn_run):
@@ -69,7 +70,7 @@ def test_training_dates_are_before_validation_before_holdout(churn_run):
     train = churn_run.as_of_dates["train"]
     (valid,) = churn_run.as_of_dates["validation"]
     (holdout,) = churn_run.as_of_dates["holdout"]
-    assert max(train) < valid < holdout == "2025-10-01"
+    assert max(train) < valid < holdout == CHURN_AS_OF
     # the validation labels end where the holdout begins: 90 days
     assert (pd.Timestamp(holdout) - pd.Timestamp(valid)).days == 90
 
