@@ -11,27 +11,25 @@ Reasons come from feature contributions read off LightGBM's own trees (path attr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from features.actions import pick_reasons, reason_phrase, suggest_action
 from features.errors import UserError
 from features.families import all_features
 from features.vocab import CHURN_SORTS, LAPSED, LIFECYCLE_STAGES
 from serving.encoding import feature_matrix
 
+if TYPE_CHECKING:
+    from serving.value_model import ValueModel
+
 RISK_BANDS = ((0.75, "high"), (0.5, "medium"), (0.0, "low"))
-# The first reason that matches decides the suggested action.
-ACTIONS = (
-    (
-        ("service_tickets_90d", "service_tickets_365d", "returns_365d", "return_rate_365d"),
-        "service follow-up",
-    ),
-    (("phone_age_days",), "phone upgrade offer"),
-    (("ecosystem_depth", "phone_share", "owns_"), "ecosystem bundle"),
-)
-DEFAULT_ACTION = "re-engagement push"
+# A reason is picked from this many largest contributions: those a marketer would misread are
+# left out (features.actions.READINGS), so the shown ones may come from further down.
+REASON_CANDIDATES = 30
 
 
 def risk_band(probability: np.ndarray) -> np.ndarray:
@@ -41,12 +39,9 @@ def risk_band(probability: np.ndarray) -> np.ndarray:
     return bands
 
 
-def suggested_action(reason_features: list[str]) -> str:
-    for feature in reason_features:
-        for prefixes, action in ACTIONS:
-            if any(feature.startswith(p) for p in prefixes):
-                return action
-    return DEFAULT_ACTION
+def suggested_action(reasons: list[dict]) -> str:
+    """The action that fits the first reason whose value meets an action's condition."""
+    return suggest_action([(r["feature"], r["value"]) for r in reasons])
 
 
 @dataclass
@@ -167,15 +162,18 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def reasons(
         self, frame: pd.DataFrame, top: int = 3, contrib: np.ndarray | None = None
     ) -> list[list[dict]]:
-        """Per row, the ``top`` features pushing the risk up most, with their values in words."""
+        """Per row, up to ``top`` features pushing the risk up most whose values read as a risk
+        (:func:`features.actions.pick_reasons`), with their values in words. A row may have fewer,
+        or none, when what pushes its risk up would be misread (a recent purchase, say)."""
         if contrib is None:
             contrib = self.contributions(self.matrix(frame))
-        order = np.argsort(-contrib, axis=1)[:, :top]  # (rows, top)
+        n_candidates = min(REASON_CANDIDATES, contrib.shape[1])
+        order = np.argsort(-contrib, axis=1)[:, :n_candidates]
         declared = all_features()
-        columns: dict[str, np.ndarray] = {}  # the columns that appear in some reason, as arrays
+        columns: dict[str, np.ndarray] = {}  # the columns that appear in some candidate, as arrays
         result = []
         for i, cols in enumerate(order):
-            row = []
+            candidates = []
             for j in cols:
                 if contrib[i, j] <= 0:
                     break
@@ -183,23 +181,34 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
                 if name not in columns:
                     columns[name] = frame[name].to_numpy()
                 value = columns[name][i]
+                value = value if isinstance(value, str) or value is None else float(value)
+                candidates.append((name, value, float(contrib[i, j])))
+            row = []
+            for name, value, contribution in pick_reasons(candidates, top):
                 feature = declared.get(name, (None, None))[1]
-                text = feature.say(value if isinstance(value, str) else float(value)) if feature else name
-                row.append({"feature": name, "text": text, "contribution": round(float(contrib[i, j]), 4)})
+                text = reason_phrase(name, value) or (feature.say(value) if feature else name)
+                row.append({"feature": name, "value": value, "text": text, "contribution": round(contribution, 4)})
             result.append(row)
         return result
 
-    def score(self, frame: pd.DataFrame, with_reasons: bool = True, top_reasons: int = 3) -> pd.DataFrame:
-        """customer_id, churn_probability, risk_band, value_at_risk (+ top_reasons, suggested_action)."""
+    def score(
+        self,
+        frame: pd.DataFrame,
+        with_reasons: bool = True,
+        top_reasons: int = 3,
+        value: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """customer_id, churn_probability, risk_band, customer_value, value_at_risk (+ top_reasons,
+        suggested_action). ``value``: each row's customer value, the value model's forecast where
+        there is one (:func:`customer_values`); None: the snapshot's past-year revenue."""
         contrib = None
         if with_reasons:  # the contributions add up to the raw score: one pass over the trees
             contrib = self.contributions(self.matrix(frame))
             p = self.calibration.apply(contrib.sum(axis=1) + self.expected_logit())
         else:
             p = self.probability(frame)
-        value = (
-            frame["customer_value"].to_numpy(dtype=float) if "customer_value" in frame else np.zeros(len(p))
-        )
+        if value is None:
+            value = customer_values(None, frame)
         scored = pd.DataFrame(
             {
                 "customer_id": frame["customer_id"].to_numpy(),
@@ -212,8 +221,18 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         if with_reasons:
             reasons = self.reasons(frame, top_reasons, contrib)
             scored["top_reasons"] = [[r["text"] for r in row] for row in reasons]
-            scored["suggested_action"] = [suggested_action([r["feature"] for r in row]) for row in reasons]
+            scored["suggested_action"] = [suggested_action(row) for row in reasons]
         return scored
+
+
+def customer_values(value_model: ValueModel | None, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's customer value: the value model's forecast of net revenue if the customer stays,
+    or, without a value model, the snapshot's past-year revenue (``customer_value``)."""
+    if value_model is not None:
+        return np.clip(value_model.forecast_if_stays(frame), 0.0, None)
+    if "customer_value" in frame:
+        return frame["customer_value"].to_numpy(dtype=float)
+    return np.zeros(len(frame))
 
 
 # The retention list is for customers who are still here: lapsed ones only when a request asks.
@@ -283,9 +302,11 @@ def churn_list(
     regions: list[str] | None = None,
     owns: list[str] | None = None,
     stages: list[str] | None = None,
+    value_model: ValueModel | None = None,
 ) -> pd.DataFrame:
     """The ranked churn list of a segment: probability, value at risk, reasons, suggested action,
-    lifecycle stage. ``stages`` None: every stage but lapsed (the retention list).
+    lifecycle stage. ``stages`` None: every stage but lapsed (the retention list). The customer
+    value is ``value_model``'s forecast, or the past-year revenue without one.
 
     Probabilities are computed for the whole segment (vectorised); reasons only for the rows that
     make the list.
@@ -298,15 +319,70 @@ def churn_list(
         return empty.assign(
             top_reasons=[], suggested_action=[], member_tier=[], region=[], lifecycle_stage=[]
         )
-    top = rank(model.score(segment, with_reasons=False), min_probability, limit, sort)
+    values = customer_values(value_model, segment)
+    top = rank(model.score(segment, with_reasons=False, value=values), min_probability, limit, sort)
     rows = segment.loc[top.index]
     reasons = model.reasons(rows)
     top = top.assign(
         top_reasons=[[r["text"] for r in row] for row in reasons],
-        suggested_action=[suggested_action([r["feature"] for r in row]) for row in reasons],
+        suggested_action=[suggested_action(row) for row in reasons],
         member_tier=rows["member_tier"].to_numpy(),
         region=rows["region"].to_numpy(),
         lifecycle_stage=rows["lifecycle_stage"].to_numpy(),
+    )
+    top.insert(0, "rank", np.arange(1, len(top) + 1))
+    return top.reset_index(drop=True)
+
+
+# -- the win-back list ----------------------------------------------------------------------------
+
+
+def return_probabilities(value_model: ValueModel, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's chance of coming back: the value model's chance of being active (a purchase or
+    an engaged event) over its horizon, which for a lapsed customer is the chance of returning."""
+    return value_model.stay_probability(frame)
+
+
+def rank_winback(table: pd.DataFrame, min_probability: float, limit: int) -> pd.DataFrame:
+    """Lapsed rows of a table with ``return_probability`` and ``customer_value``, ranked by the
+    value an offer can win back: ``winback_value = return_probability x customer_value``."""
+    table = table[table["return_probability"] >= min_probability]
+    table = table.assign(winback_value=table["return_probability"] * table["customer_value"])
+    return table.sort_values(["winback_value", "customer_id"], ascending=[False, True], kind="stable").head(limit)
+
+
+def winback_list(
+    model: ChurnModel,
+    snapshot: pd.DataFrame,
+    value_model: ValueModel,
+    min_probability: float = 0.0,
+    limit: int = 100,
+    tiers: list[str] | None = None,
+    regions: list[str] | None = None,
+    owns: list[str] | None = None,
+    with_reasons: bool = True,
+) -> pd.DataFrame:
+    """The lapsed customers of a segment ranked by return probability x forecast value, with the
+    churn model's reasons (why they went quiet) and the action that fits them (without
+    ``with_reasons``: the ranking only, as measuring a whole list needs)."""
+    segment = filter_segment(snapshot, tiers, regions, owns, [LAPSED]).reset_index(drop=True)
+    table = pd.DataFrame(
+        {
+            "customer_id": segment["customer_id"].to_numpy(),
+            "return_probability": return_probabilities(value_model, segment) if len(segment) else [],
+            "customer_value": customer_values(value_model, segment) if len(segment) else [],
+        }
+    )
+    top = rank_winback(table, min_probability, limit)
+    rows = segment.loc[top.index]
+    if not with_reasons:
+        return top.reset_index(drop=True)
+    reasons = model.reasons(rows) if len(rows) else []
+    top = top.assign(
+        top_reasons=[[r["text"] for r in row] for row in reasons],
+        suggested_action=[suggested_action(row) for row in reasons],
+        member_tier=rows["member_tier"].to_numpy(),
+        region=rows["region"].to_numpy(),
     )
     top.insert(0, "rank", np.arange(1, len(top) + 1))
     return top.reset_index(drop=True)

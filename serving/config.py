@@ -38,6 +38,7 @@ class ServiceSettings(BaseModel):
 
     churn_model_uri: str = "models:/churn@champion"
     recommender_model_uri: str = "models:/recommender@champion"
+    value_model_uri: str = "models:/value@champion"  # optional: without it, values are past revenue
     online_snapshot: Path = DEFAULT_ONLINE_SNAPSHOT
     tracking_uri: str | None = None
     api_token: SecretStr | None = None
@@ -51,7 +52,7 @@ class ServiceSettings(BaseModel):
         """Build the settings from ``CRM_*`` variables (and :meth:`Store.from_env` for the registry)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for name in ("churn_model_uri", "recommender_model_uri", "api_token", "reload_poll_seconds"):
+        for name in ("churn_model_uri", "recommender_model_uri", "value_model_uri", "api_token", "reload_poll_seconds"):
             key = ENV_PREFIX + name.upper()
             if env.get(key):
                 values[name] = env[key]
