@@ -1,5 +1,5 @@
 """The main job (``crm demo``): simulate, validate, build features, train, register, promote,
-write a churn list, summarise. Wiring only: every step calls a job of features/, training/ or
+write the retention and win-back lists, summarise. Wiring only: every step calls a job of features/, training/ or
 serving/.
 
 Each step records what it produced in ``<work>/demo_state.json`` together with a key of its
@@ -29,6 +29,9 @@ from features.store import Store
 from features.vocab import DemoPreset
 
 
+CHURN_HORIZON_DAYS = 90  # the churn label's horizon (the model's default)
+
+
 class DemoConfig(BaseModel):
     """What ``crm demo`` runs; every field has a default that works on a fresh machine."""
 
@@ -43,6 +46,9 @@ class DemoConfig(BaseModel):
     # clone over its time budget. None: the model's default.
     recommender_epochs: int | None = Field(5, ge=1)
     churn_top: int = Field(1000, ge=1)
+    # The value model's horizon: a 12-month forecast needs a year of targets after a holdout that
+    # itself follows a year of training targets; the simulated history is two years long.
+    value_horizon_days: int = Field(180, ge=1)
     force: bool = False  # rerun every step
     store: Store = Field(default_factory=Store)  # where the models are tracked and registered
 
@@ -167,7 +173,7 @@ def churn_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Cons
     from training.churn import ChurnTrainConfig
     from training.churn import run as train_churn
 
-    as_of = holdout_as_of(data_dir, 90)
+    as_of = holdout_as_of(data_dir, CHURN_HORIZON_DAYS)
     metrics_json = metrics_dir / "churn.json"
     with console.status("training the churn model") as status:
         result = train_churn(
@@ -207,6 +213,29 @@ def recommender_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console
     }
 
 
+def value_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    """Train and register the value model on the latest holdout its horizon fits."""
+    from training.value import ValueTrainConfig
+    from training.value import run as train_value
+
+    as_of = holdout_as_of(data_dir, cfg.value_horizon_days)
+    metrics_json = metrics_dir / "value.json"
+    with console.status("training the value model") as status:
+        result = train_value(
+            ValueTrainConfig(
+                data=data_dir, as_of=as_of, horizon_days=cfg.value_horizon_days, register_model=True,
+                metrics_json=metrics_json, seed=cfg.seed, store=cfg.store,
+            ),
+            progress=lambda msg: status.update(f"value: {msg}"),
+        )  # fmt: skip
+    return {
+        "version": result.registered_version,
+        "metrics_json": str(metrics_json),
+        "spearman": round(result.metrics["spearman"], 4),
+        "holdout": as_of,
+    }
+
+
 def promote_step(name: str, store: Store, console: Console) -> dict[str, Any]:
     """Promote the challenger of ``name``; a refusal keeps the champion and is no failure."""
     from training.registry import PromotionRefused, get_alias, promote
@@ -229,7 +258,42 @@ def churn_list_step(online_dir: Path, out: Path, top: int, store: Store) -> dict
         "churn_list": str(result.out),
         "customers": result.customers,
         "value_at_risk": round(result.value_at_risk, 2),
+        "valued_by": result.value_model or "past-year revenue",
     }
+
+
+def winback_list_step(online_dir: Path, out: Path, top: int, store: Store) -> dict[str, Any]:
+    """The ``top`` lapsed customers by the chance of coming back x forecast value, as a CSV file."""
+    from serving.batch import WinbackListConfig, write_winback_list
+
+    result = write_winback_list(WinbackListConfig(out=out, snapshot=online_dir, top=top, store=store))
+    return {
+        "winback_list": str(result.out),
+        "customers": result.customers,
+        "winback_value": round(result.winback_value, 2),
+    }
+
+
+def list_quality_step(data_dir: Path, as_of: str, metrics_dir: Path, store: Store) -> dict[str, Any]:
+    """Both lists at the churn model's holdout date against the simulator's truth (JSON)."""
+    import pandas as pd
+
+    from features.contract import open_validated
+    from features.snapshot import build_snapshot
+    from features.synth.list_quality import measure, measure_winback, truth_at
+    from serving.batch import score_lists
+
+    day = pd.Timestamp(as_of)
+    snapshot = build_snapshot(open_validated(data_dir), day)
+    lists = score_lists(snapshot, store)
+    truth = truth_at(data_dir, day, CHURN_HORIZON_DAYS, snapshot)
+    doc = {"as_of": as_of, "horizon_days": CHURN_HORIZON_DAYS, "valued_by": lists.value_model}
+    doc |= measure(truth, lists.scored)
+    if lists.winback is not None:
+        doc["winback"] = measure_winback(truth, lists.winback)
+    path = metrics_dir / "list_quality.json"
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return {"metrics_json": str(path), "as_of": as_of}
 
 
 def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
@@ -259,8 +323,18 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
          lambda: recommender_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
     step("promote recommender", f"{store_key}|{state.key_of('train recommender')}",
          lambda: promote_step("recommender", cfg.store, console))  # fmt: skip
-    step("churn list", f"{store_key}|{state.key_of('promote churn')}|top:{cfg.churn_top}",
+    step("train value", f"{store_key}|{features_key}|horizon:{cfg.value_horizon_days}",
+         lambda: value_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
+    step("promote value", f"{store_key}|{state.key_of('train value')}",
+         lambda: promote_step("value", cfg.store, console))  # fmt: skip
+    lists_key = f"{store_key}|{state.key_of('promote churn')}|{state.key_of('promote value')}|top:{cfg.churn_top}"
+    step("churn list", lists_key,
          lambda: churn_list_step(online_dir, work / "churn_list.csv", cfg.churn_top, cfg.store))  # fmt: skip
+    step("win-back list", lists_key,
+         lambda: winback_list_step(online_dir, work / "winback_list.csv", cfg.churn_top, cfg.store))  # fmt: skip
+    step("list quality", lists_key,
+         lambda: list_quality_step(data_dir, state.records["train churn"]["outputs"]["holdout"], metrics_dir,
+                                   cfg.store))  # fmt: skip
     return result
 
 
@@ -283,7 +357,38 @@ def headline_table(result: DemoResult) -> Table:
         oracle = f"oracle {models['oracle']['recall']:.3f}" if "oracle" in models else ""
         table.add_row("recommender", f"Recall@{doc['k']}", f"{models['two_tower']['recall']:.3f}",
                       f"{best} {models[best]['recall']:.3f}", oracle)  # fmt: skip
+    value_json = result.output("train value", "metrics_json")
+    if value_json and Path(value_json).is_file():
+        doc = json.loads(Path(value_json).read_text())
+        last = doc["baselines"]["last_year_spend"]["spearman"]
+        btyd = doc["baselines"]["bgnbd_gamma_gamma"]["spearman"]
+        table.add_row("value", "Spearman", f"{doc['metrics']['spearman']:.3f}", f"last year {last:.3f}",
+                      f"BG/NBD+GG {btyd:.3f}")  # fmt: skip
     return table
+
+
+def list_quality_table(result: DemoResult) -> Table | None:
+    """The lists against the simulator's truth at the churn holdout date, beside the truth's best."""
+    path = result.output("list quality", "metrics_json")
+    if not path or not Path(path).is_file():
+        return None
+    doc = json.loads(Path(path).read_text())
+    table = Table(title=f"the lists against the simulator's truth, as of {doc['as_of']}")
+    for col in ("list", "measure", "list value", "best possible / base rate"):
+        table.add_column(col)
+    by_p, hazard = doc["retention_by_probability"], doc["true_hazard"]
+    table.add_row("retention, by probability", "true leavers in the top 1,000",
+                  f"{by_p['true_leavers_top_1000']:.1%}",
+                  f"{hazard['true_leavers_top_1000']:.1%} by true hazard; base {doc['base_rate_alive']:.1%}")
+    table.add_row("retention, by expected loss", "leavers' revenue caught by the top 1,000",
+                  f"{doc['revenue_caught_top_1000']:,.0f}", f"{doc['revenue_caught_best_1000']:,.0f} best")
+    table.add_row("retention", "already gone in the top 1,000",
+                  f"{doc['retention_by_expected_loss']['lapsed_share_top_1000']:.1%}", "0%")
+    if "winback" in doc:
+        w = doc["winback"]
+        table.add_row("win-back", "still there to win back, top 1,000", f"{w['winnable_top_1000']:.1%}",
+                      f"{w['winnable_base_rate_lapsed']:.1%} of all lapsed")
+    return table  # fmt: skip
 
 
 def summary_table(result: DemoResult) -> Table:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from features.store import Store
 from features.vocab import ChurnSort, LifecycleStage
 from serving.filters import BusinessFilters
 from serving.pyfunc import RecommenderModel
+
+if TYPE_CHECKING:
+    from serving.value_model import ValueModel
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -144,6 +148,8 @@ class ChurnListConfig(BaseModel):
     stages: list[LifecycleStage] | None = None  # None: every lifecycle stage but lapsed
     sort: ChurnSort = "expected_loss"
     model_uri: str = "models:/churn@champion"
+    # the forecast that values each customer; without a registered value model, past-year revenue
+    value_model_uri: str | None = "models:/value@champion"
     store: Store = Field(default_factory=Store)
 
 
@@ -152,31 +158,154 @@ class ChurnListResult:
     out: Path
     customers: int
     value_at_risk: float
+    value_model: str | None  # the pinned value model URI; None: values are past-year revenue
+
+
+def load_value_model(model_uri: str | None, store: Store) -> tuple[ValueModel | None, str | None]:
+    """The value model behind ``model_uri`` and its pinned URI, or (None, None) when the registry
+    has no such model (customer values are then the past-year revenue)."""
+    from serving.registry import load_python_model, resolve_model_uri
+
+    if not model_uri:
+        return None, None
+    try:
+        ref = resolve_model_uri(model_uri, store.tracking)
+    except UserError:
+        return None, None
+    model = load_python_model(ref.location)
+    if not hasattr(model, "forecast_if_stays"):
+        raise UserError(f"The model at {model_uri} is not a value model.")
+    return model, ref.uri
 
 
 def write_churn_list(cfg: ChurnListConfig) -> ChurnListResult:
     """Score the online snapshot with the churn model and write the ranked list (atomically)."""
-    import mlflow.pyfunc
-
     from features.online import load_online_snapshot
     from serving.churn_scoring import churn_list
 
     _check_output(cfg.out)
     _use_store(cfg.store)
     online = load_online_snapshot(cfg.snapshot)
-    try:
-        model = mlflow.pyfunc.load_model(cfg.model_uri).unwrap_python_model()
-    except Exception as exc:  # noqa: BLE001 - any load failure is the user's registry state
-        raise UserError(f"Cannot load {cfg.model_uri}: {str(exc).splitlines()[0]}") from None
+    model = _load_churn_model(cfg.model_uri)
+    value_model, value_uri = load_value_model(cfg.value_model_uri, cfg.store)
     ranked = churn_list(
         model, online.snapshot.reset_index(drop=True), min_probability=cfg.min_probability, limit=cfg.top,
         sort=cfg.sort, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns, stages=cfg.stages,
+        value_model=value_model,
     )  # fmt: skip
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cfg.out.with_suffix(".tmp" + cfg.out.suffix)
-    if cfg.out.suffix == ".csv":
+    money = ["customer_value", "value_at_risk"]
+    ranked[money] = ranked[money].round(2)
+    write_list(ranked, cfg.out)
+    return ChurnListResult(cfg.out, len(ranked), float(ranked["value_at_risk"].sum()), value_uri)
+
+
+def write_list(ranked: pd.DataFrame, out: Path) -> None:
+    """A ranked customer list as CSV (reasons joined by "; ") or Parquet, atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp" + out.suffix)
+    if out.suffix == ".csv":
         ranked.assign(top_reasons=ranked["top_reasons"].map("; ".join)).to_csv(tmp, index=False)
     else:
         ranked.to_parquet(tmp, index=False)
-    tmp.replace(cfg.out)  # a reader never sees half a list
-    return ChurnListResult(cfg.out, len(ranked), float(ranked["value_at_risk"].sum()))
+    tmp.replace(out)  # a reader never sees half a list
+
+
+def _load_churn_model(model_uri: str):
+    import mlflow.pyfunc
+
+    try:
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except Exception as exc:  # noqa: BLE001 - any load failure is the user's registry state
+        raise UserError(f"Cannot load {model_uri}: {str(exc).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the win-back list
+
+
+class WinbackListConfig(BaseModel):
+    """What ``crm winback-list`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    snapshot: Path  # the online snapshot folder
+    top: int = Field(1000, ge=1)
+    min_probability: float = Field(0.0, ge=0.0, le=1.0)  # of coming back
+    tiers: list[str] | None = None
+    regions: list[str] | None = None
+    owns: list[str] | None = None
+    model_uri: str = "models:/churn@champion"  # the reasons and actions
+    value_model_uri: str = "models:/value@champion"  # the return probability and the value
+    store: Store = Field(default_factory=Store)
+
+
+@dataclass
+class WinbackListResult:
+    out: Path
+    customers: int
+    winback_value: float
+    value_model: str
+
+
+def write_winback_list(cfg: WinbackListConfig) -> WinbackListResult:
+    """Rank the snapshot's lapsed customers by return probability x forecast value and write the list."""
+    from features.online import load_online_snapshot
+    from serving.churn_scoring import winback_list
+
+    _check_output(cfg.out)
+    _use_store(cfg.store)
+    online = load_online_snapshot(cfg.snapshot)
+    model = _load_churn_model(cfg.model_uri)
+    value_model, value_uri = load_value_model(cfg.value_model_uri, cfg.store)
+    if value_model is None:
+        raise UserError(
+            f"The win-back list needs a value model and there is none at {cfg.value_model_uri}:"
+            " `crm train value --register`, then `crm promote value`."
+        )
+    ranked = winback_list(
+        model, online.snapshot.reset_index(drop=True), value_model, min_probability=cfg.min_probability,
+        limit=cfg.top, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns,
+    )  # fmt: skip
+    money = ["customer_value", "winback_value"]
+    ranked[money] = ranked[money].round(2)
+    write_list(ranked, cfg.out)
+    return WinbackListResult(cfg.out, len(ranked), float(ranked["winback_value"].sum()), value_uri)
+
+
+# ---------------------------------------------------------------------------------------------
+# both lists of a whole snapshot, for measuring them
+
+
+@dataclass
+class ScoredLists:
+    """Every snapshot customer scored as the lists score them (``customer_id, churn_probability,
+    customer_value, value_at_risk``), and the win-back ranking of the lapsed ones (None without a
+    value model)."""
+
+    scored: pd.DataFrame
+    winback: pd.DataFrame | None
+    value_model: str | None
+
+
+def score_lists(
+    snapshot: pd.DataFrame,
+    store: Store,
+    model_uri: str = "models:/churn@champion",
+    value_model_uri: str | None = "models:/value@champion",
+) -> ScoredLists:
+    """Score a snapshot with the churn model and the value model as the retention and win-back
+    lists do (no reasons: this is for measuring the rankings)."""
+    from serving.churn_scoring import customer_values, winback_list
+
+    _use_store(store)
+    frame = snapshot.reset_index(drop=True)
+    model = _load_churn_model(model_uri)
+    value_model, value_uri = load_value_model(value_model_uri, store)
+    scored = model.score(frame, with_reasons=False, value=customer_values(value_model, frame))
+    winback = None
+    if value_model is not None and "lifecycle_stage" in frame:
+        lapsed = frame[frame["lifecycle_stage"] == "lapsed"]
+        winback = winback_list(model, lapsed, value_model, limit=max(len(lapsed), 1), with_reasons=False)
+    return ScoredLists(scored, winback, value_uri)
+

@@ -86,7 +86,11 @@ class ChurnScore(BaseModel):
     churn_probability: float | None
     risk_band: str | None
     top_reasons: list[str]
-    value_at_risk: float | None
+    customer_value: float | None = Field(
+        description="Forecast net revenue of the next 12 months if the customer stays (the value"
+        " model's; the past year's revenue where no value model is registered)."
+    )
+    value_at_risk: float | None = Field(description="churn_probability x customer_value.")
     suggested_action: str | None
     lifecycle_stage: LifecycleStage | None
 
@@ -116,12 +120,35 @@ class ChurnListResponse(BaseModel):
     snapshot_as_of: str
 
 
+class WinbackListEntry(BaseModel):
+    rank: int
+    customer_id: str
+    return_probability: float = Field(description="Chance of being active again within the value model's horizon.")
+    customer_value: float = Field(description="Forecast net revenue of the next 12 months if the customer returns.")
+    winback_value: float = Field(description="return_probability x customer_value: what the list is ranked by.")
+    top_reasons: list[str]
+    suggested_action: str
+    member_tier: str | None
+    region: str | None
+
+
+class WinbackListResponse(BaseModel):
+    customers: list[WinbackListEntry]
+    model_version: str
+    value_version: str
+    snapshot_as_of: str
+
+
 class ModelInfo(BaseModel):
     ready: bool
     churn_model: str | None
     churn_version: str | None
     recommender_model: str | None
     recommender_version: str | None
+    value_model: str | None = Field(
+        None, description="The value model whose forecast is customer_value; null: past-year revenue."
+    )
+    value_version: str | None = None
     snapshot: str | None
     snapshot_as_of: str | None
     loaded_at: float | None

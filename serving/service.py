@@ -11,25 +11,45 @@ ready JSON bytes (BentoML would otherwise rebuild the output JSON schema on ever
 depends only on the snapshot is computed once per loaded state, and BentoML's metrics, access log
 and tracing are off by default.
 
+Start-up and faults: the models load on a thread of their own, so /healthz answers at once and
+/readyz says why it is not ready yet (still loading, the registry unreachable, an alias missing,
+files unreadable); the first load is retried with backoff, and MLflow's own HTTP retries are kept
+short (:func:`serving.registry.bound_mlflow_retries`). /reload runs on that thread too and answers
+within ``CRM_RELOAD_TIMEOUT_SECONDS``; the poll backs off from a version that failed to load. A
+worker started by the ``bentoml serve`` supervisor stops when the supervisor dies, even by
+``kill -9`` (:func:`die_with_parent`).
+
 Run it with ``crm serve`` (or ``bentoml serve serving.service:CRMService`` from the repository).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
 import gc
 import json
 import logging
+import os
+import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import bentoml
+from bentoml._internal.context import server_context
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from features.errors import UserError
 from features.vocab import ChurnSort
 from serving.config import ServiceSettings
 from serving.http import DropValidationTracebacks, Guard, error_response, json_response
-from serving.registry import resolve_model_uri
+from serving.registry import ArtifactUnreadable, bound_mlflow_retries, resolve_model_uri
 from serving.schemas import (
     Categories,
     ChurnListResponse,
@@ -48,10 +68,53 @@ from serving.schemas import (
     ReloadResponse,
     Stages,
     Tiers,
+    WinbackListResponse,
 )
 from serving.state import LoadedState, load_state
 
 logger = logging.getLogger("crm.serving")
+
+START_ATTEMPTS = 6  # loads tried at start-up before waiting for /reload or the poll
+START_BACKOFF_SECONDS = 1.0  # the wait after the first failed attempt, doubled after each
+MAX_POLL_BACKOFF_SECONDS = 600.0  # the longest the poll waits to retry a version that failed
+PARENT_GRACE_SECONDS = 10.0  # after the supervisor died: the graceful shutdown's time to finish
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
+
+def die_with_parent(grace_seconds: float = PARENT_GRACE_SECONDS) -> None:
+    """Stop this worker when the supervisor that started it dies, even by ``kill -9``.
+
+    On Linux the kernel sends SIGTERM at the parent's death (``prctl(PR_SET_PDEATHSIG)``), which
+    uvicorn turns into a graceful shutdown; a watchdog thread notices the change of parent on any
+    system, sends the same SIGTERM and exits the process if the shutdown still runs after
+    ``grace_seconds``. Without this, an orphaned worker kept the port and answered /readyz.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    watchdog = threading.Thread(
+        target=_watch_parent, args=(parent, grace_seconds), name="crm-parent-watch", daemon=True
+    )
+    watchdog.start()
+
+
+def _watch_parent(parent: int, grace_seconds: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    logger.error("the supervisor (pid %d) is gone: this worker stops", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace_seconds)
+    os._exit(1)
+
+
+def _read_record(path: Path) -> dict[str, str]:
+    """The served record (see :meth:`CRMService._load`); empty when missing or unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
 
 
 @bentoml.service(
@@ -69,20 +132,35 @@ class CRMService:
     def __init__(self) -> None:
         self.settings = ServiceSettings.from_env()
         logging.getLogger("bentoml._internal.server.http_app").addFilter(DropValidationTracebacks())
+        bound_mlflow_retries()
+        supervised = server_context.worker_index is not None  # a worker process of `bentoml serve`
+        if supervised:
+            die_with_parent()
         self._state: LoadedState | None = None
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # one load at a time: start-up, /reload and the poll
         self._stop = threading.Event()
+        self._pending_lock = threading.Lock()
+        self._pending: Future[bool] | None = None  # the load running off the request threads
         self.reloads = 0
         self.last_reload_error: str | None = None
-        self.reload()
+        self._failed_key: tuple[str, str, str] | None = None  # what the poll failed to load, and
+        self._failures = 0  # how often in a row: it waits interval x 2^(failures - 1) to retry
+        self._retry_at = 0.0
+        first_attempt = threading.Event()
+        self._in_background(lambda: self._start_up(first_attempt))
+        if not supervised:
+            first_attempt.wait()  # in process (tests, notebooks): the first attempt has ended
         if self.settings.reload_poll_seconds > 0:
             threading.Thread(target=self._poll_loop, name="crm-alias-poll", daemon=True).start()
 
     # -- readiness and state ---------------------------------------------------------------------
 
-    def __is_ready__(self) -> bool:
-        """BentoML's /readyz: ready only once models and the snapshot are loaded."""
-        return self._state is not None
+    async def __is_ready__(self) -> bool:
+        """BentoML's /readyz: ready once models and the snapshot are loaded; until then a 503 whose
+        body says why (still loading, the registry unreachable, an alias missing, files unreadable)."""
+        if self._state is not None:
+            return True
+        raise HTTPException(503, detail=f"Models are not loaded: {self.last_reload_error or 'still loading'}")
 
     def _info(self) -> dict[str, Any]:
         s = self._state
@@ -92,6 +170,9 @@ class CRMService:
             "churn_version": s.churn_version if s else None,
             "recommender_model": s.recommender_uri if s else None,
             "recommender_version": s.recommender_version if s else None,
+            # None: no value champion, so customer values are the past-year revenue
+            "value_model": s.value_uri if s else None,
+            "value_version": s.value_version if s else None,
             "snapshot": str(s.snapshot.path) if s else None,
             "snapshot_as_of": s.snapshot.as_of if s else None,
             "loaded_at": s.loaded_at if s else None,
@@ -99,26 +180,126 @@ class CRMService:
             "last_reload_error": self.last_reload_error,
         }
 
+    def _start_up(self, first_attempt: threading.Event) -> bool:
+        """The first load, retried with backoff (``START_ATTEMPTS`` tries, the wait doubling from
+        ``START_BACKOFF_SECONDS``); then /reload or the poll try again."""
+        delay = START_BACKOFF_SECONDS
+        try:
+            for attempt in range(1, START_ATTEMPTS + 1):
+                if self.reload() or self._state is not None:
+                    return True
+                first_attempt.set()
+                if attempt == START_ATTEMPTS or self._stop.wait(delay):
+                    break
+                delay *= 2
+        finally:
+            first_attempt.set()
+        if not self._stop.is_set():
+            logger.error("no models after %d attempts; POST /reload to try again", START_ATTEMPTS)
+        return False
+
     def reload(self, only_if_changed: bool = False) -> bool:
-        """Load a new state and swap it in; on failure keep the current one and record why."""
+        """Load a new state and swap it in; on failure keep the current one and record why.
+
+        ``only_if_changed`` (the poll): nothing is loaded while the aliases and the snapshot are
+        where the served state is, and a target that failed to load is retried with backoff.
+        """
         with self._reload_lock:
+            key = None
             try:
-                if only_if_changed and self._state is not None and self._current_key() == self._state.key:
-                    return False
-                state = load_state(self.settings)
+                if only_if_changed:
+                    if self._failures and self._failed_key is None and time.monotonic() < self._retry_at:
+                        return False  # the registry failed: back off before asking it again
+                    key = self._current_key()
+                    if self._state is not None and key == self._state.key:
+                        self._forget_failures()  # back to what is served: no error is current
+                        return False
+                    if self._failures and key == self._failed_key and time.monotonic() < self._retry_at:
+                        return False
+                state, broken = self._load()
             except Exception as exc:  # any failure behind us must leave the service serving
-                self.last_reload_error = f"{type(exc).__name__}: {exc}"
-                logger.error(
-                    "model reload failed, still serving the current models: %s", self.last_reload_error
-                )
+                self._record_failure(key, f"{type(exc).__name__}: {exc}")
                 return False
-            gc.collect()
-            gc.freeze()  # the loaded arrays and frames leave the GC's generations: shorter pauses
-            self._state = state  # the one atomic swap
-            self.reloads += 1
-            self.last_reload_error = None
-            logger.info("serving churn %s, recommender %s", state.churn_version, state.recommender_version)
+            self._swap(state)
+            if broken is not None:
+                self._record_failure(
+                    key,
+                    f"{type(broken).__name__}: {broken} Serving the last served versions instead"
+                    f" ({state.churn_uri}, {state.recommender_uri}).",
+                )
             return True
+
+    def _load(self) -> tuple[LoadedState, ArtifactUnreadable | None]:
+        """The champions' state; or, when their files are unreadable and nothing is served yet,
+        the versions this service served last, with the champion's error.
+
+        How the fallback works: after each swap the service records, for each configured URI, the
+        pinned version it now serves (``{"models:/churn@champion": "models:/churn/3", ...}``) in
+        ``CRM_SERVED_RECORD`` (default ``served.json`` in the store folder, written only where that
+        folder exists). A service that starts, or a worker that restarts, while a champion's files
+        cannot be loaded serves the recorded versions instead: ready, with the champion's error in
+        /info. The poll and /reload keep trying the champion; a failed reload of a running service
+        simply keeps its current state.
+        """
+        try:
+            return load_state(self.settings), None
+        except ArtifactUnreadable as broken:
+            fallback = self._last_served_settings() if self._state is None else None
+            if fallback is None:
+                raise
+            logger.error("%s; falling back to the last served versions", broken)
+            try:
+                return load_state(fallback), broken
+            except Exception:
+                raise broken from None
+
+    def _swap(self, state: LoadedState) -> None:
+        gc.collect()
+        gc.freeze()  # the loaded arrays and frames leave the GC's generations: shorter pauses
+        self._state = state  # the one atomic swap
+        self.reloads += 1
+        self._forget_failures()
+        self._remember_served(state)
+        logger.info("serving churn %s, recommender %s", state.churn_version, state.recommender_version)
+
+    def _record_failure(self, key: tuple[str, str, str] | None, error: str) -> None:
+        self._failures = self._failures + 1 if key == self._failed_key else 1
+        self._failed_key = key
+        interval = self.settings.reload_poll_seconds
+        backoff = min(interval * 2 ** (self._failures - 1), max(interval, MAX_POLL_BACKOFF_SECONDS))
+        self._retry_at = time.monotonic() + backoff
+        self.last_reload_error = error
+        logger.error("model reload failed, still serving the current models: %s", error)
+
+    def _forget_failures(self) -> None:
+        self._failed_key, self._failures, self.last_reload_error = None, 0, None
+
+    def _remember_served(self, state: LoadedState) -> None:
+        path = self.settings.served_record
+        if path is None or self.settings.model_source != "mlflow" or not path.parent.is_dir():
+            return
+        s = self.settings
+        served = {
+            s.churn_model_uri: state.churn_uri,
+            s.recommender_model_uri: state.recommender_uri,
+            s.value_model_uri: state.value_uri or "",  # "": none served, so none on a fallback
+        }
+        try:
+            record = {**_read_record(path), **served}
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            partial.write_text(json.dumps(record, indent=2) + "\n")
+            os.replace(partial, path)  # readers see the old record or the new one
+        except OSError as exc:
+            logger.warning("could not record the served versions in %s: %s", path, exc)
+
+    def _last_served_settings(self) -> ServiceSettings | None:
+        path = self.settings.served_record
+        record = _read_record(path) if path is not None else {}
+        fields = ("churn_model_uri", "recommender_model_uri", "value_model_uri")
+        update = {f: record[getattr(self.settings, f)] for f in fields if getattr(self.settings, f) in record}
+        if not update or all(update[f] == getattr(self.settings, f) for f in update):
+            return None
+        return self.settings.model_copy(update=update)
 
     def _current_key(self) -> tuple[str, str, str]:
         """The versions the aliases point at now, and the snapshot's as-of on disk."""
@@ -137,7 +318,26 @@ class CRMService:
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_seconds):
-            self.poll_once()
+            if self._pending is None or self._pending.done():  # start-up retries or /reload: not twice
+                self.poll_once()
+
+    def _in_background(self, load: Callable[[], bool]) -> Future[bool]:
+        """Run ``load`` on a thread of its own; while one runs, callers share its future."""
+        with self._pending_lock:
+            if self._pending is not None and not self._pending.done():
+                return self._pending
+            future: Future[bool] = Future()
+
+            def run() -> None:
+                future.set_running_or_notify_cancel()
+                try:
+                    future.set_result(load())
+                except BaseException as exc:  # reported to whoever awaits the future
+                    future.set_exception(exc)
+
+            threading.Thread(target=run, name="crm-reload", daemon=True).start()
+            self._pending = future
+            return future
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
@@ -233,6 +433,37 @@ class CRMService:
             }
         )
 
+    @bentoml.api(output_spec=WinbackListResponse)
+    def winback_list(
+        self,
+        min_probability: Probability = 0.0,
+        tiers: Tiers | None = None,
+        regions: Regions | None = None,
+        owns: Owns | None = None,
+        limit: Limit = 100,
+    ) -> Response:
+        """Lapsed customers of a segment ranked by the chance of coming back x forecast value, with
+        reasons and action; needs a value model (503 without one)."""
+        state = self._ready_state()
+        if isinstance(state, Response):
+            return state
+        if state.value_version is None:
+            return error_response(
+                503, "The win-back list needs a value model: `crm train value --register`, `crm promote value`."
+            )
+        try:
+            customers = state.winback_list(min_probability, tiers, regions, owns, limit)
+        except UserError as exc:
+            return error_response(400, str(exc), "owns")
+        return json_response(
+            {
+                "customers": customers,
+                "model_version": state.churn_version,
+                "value_version": state.value_version,
+                "snapshot_as_of": state.snapshot.as_of,
+            }
+        )
+
     # -- operations -------------------------------------------------------------------------------
 
     @bentoml.api(output_spec=ModelInfo)
@@ -241,9 +472,18 @@ class CRMService:
         return json_response(self._info())
 
     @bentoml.api(route="/reload", output_spec=ReloadResponse)
-    def reload_models(self) -> Response:
-        """Reload the champions and the snapshot now; on failure the current models keep serving (503)."""
-        ok = self.reload()
+    async def reload_models(self) -> Response:
+        """Reload the champions and the snapshot now, on the load thread (never a request thread);
+        on failure the current models keep serving (503). A reload still running after
+        ``CRM_RELOAD_TIMEOUT_SECONDS`` is answered 503 at once and goes on (/info tells its end);
+        a /reload during one joins it."""
+        future = self._in_background(self.reload)
+        timeout = self.settings.reload_timeout_seconds
+        try:
+            ok = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
+        except TimeoutError:
+            running = f"The reload is still running after {timeout:g} s; /info reports how it ends."
+            return json_response({"reloaded": False, **self._info(), "error": running}, 503)
         return json_response({"reloaded": ok, **self._info()}, 200 if ok else 503)
 
 

@@ -9,6 +9,7 @@ recommendation lists. The endpoints read the state's methods; a reload builds a 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,9 +19,17 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UserError
+from features.vocab import LAPSED
 from serving import bento
 from serving.bundle import ItemLists
-from serving.churn_scoring import filter_segment, rank, retention_stages
+from serving.churn_scoring import (
+    customer_values,
+    filter_segment,
+    rank,
+    rank_winback,
+    retention_stages,
+    return_probabilities,
+)
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
 from serving.registry import LoadedModel, load_python_model, resolve_model_uri
@@ -30,6 +39,9 @@ if TYPE_CHECKING:
     from features.online import OnlineSnapshot
     from serving.churn_scoring import ChurnModel
     from serving.retrieval import Retrieval
+    from serving.value_model import ValueModel
+
+log = logging.getLogger(__name__)
 
 # besides owns_<category>: what a churn segment filters on
 SEGMENT_COLUMNS = ("member_tier", "region", "lifecycle_stage")
@@ -64,6 +76,10 @@ class LoadedState:
     churn_table: pd.DataFrame  # every snapshot customer as a churn list shows them, with segment columns
     loaded_at: float = field(default_factory=time.time)
     top: TopLists | None = None  # default-filter lists precomputed per snapshot customer
+    # the value model whose forecast is each customer's value; None: the past-year revenue
+    value_model: ValueModel | None = None
+    value_uri: str | None = None
+    value_version: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -132,8 +148,8 @@ class LoadedState:
                 "customer_id": str(r.customer_id),
                 "churn_probability": round(float(r.churn_probability), 6),
                 "risk_band": str(r.risk_band),
-                "customer_value": round(float(r.customer_value), 4),
-                "value_at_risk": round(float(r.value_at_risk), 4),
+                "customer_value": round(float(r.customer_value), 2),
+                "value_at_risk": round(float(r.value_at_risk), 2),
                 "top_reasons": list(r.top_reasons),
                 "suggested_action": str(r.suggested_action),
                 "member_tier": _str_or_none(r.member_tier),
@@ -141,6 +157,38 @@ class LoadedState:
                 "lifecycle_stage": _str_or_none(r.lifecycle_stage),
             }
             for position, r in enumerate(top.itertuples(index=False), start=1)
+        ]
+
+
+    def winback_list(
+        self,
+        min_probability: float,
+        tiers: list[str] | None,
+        regions: list[str] | None,
+        owns: list[str] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The lapsed customers of a segment ranked as :func:`serving.churn_scoring.winback_list`
+        ranks them: return probability x forecast value."""
+        if "return_probability" not in self.churn_table:
+            raise UserError(
+                "The win-back list needs a value model, and the registry has none: train and promote"
+                " one (`crm train value --register`, `crm promote value`), then reload."
+            )
+        segment = filter_segment(self.churn_table, tiers, regions, owns, [LAPSED])
+        return [
+            {
+                "rank": position,
+                "customer_id": str(r.customer_id),
+                "return_probability": round(float(r.return_probability), 6),
+                "customer_value": round(float(r.customer_value), 2),
+                "winback_value": round(float(r.winback_value), 2),
+                "top_reasons": list(r.top_reasons),
+                "suggested_action": str(r.suggested_action),
+                "member_tier": _str_or_none(r.member_tier),
+                "region": _str_or_none(r.region),
+            }
+            for position, r in enumerate(rank_winback(segment, min_probability, limit).itertuples(index=False), 1)
         ]
 
 
@@ -152,6 +200,7 @@ def unknown_score(customer_id: str) -> dict[str, Any]:
         "churn_probability": None,
         "risk_band": None,
         "top_reasons": [],
+        "customer_value": None,
         "value_at_risk": None,
         "suggested_action": None,
         "lifecycle_stage": None,
@@ -169,7 +218,7 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def score_snapshot(
-    churn: ChurnModel, snapshot: pd.DataFrame
+    churn: ChurnModel, snapshot: pd.DataFrame, value_model: ValueModel | None = None
 ) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
     """Every snapshot customer scored once: the JSON-ready ``/churn_score`` answers, and the table
     ``/churn_list`` ranks.
@@ -183,10 +232,11 @@ def score_snapshot(
     stages = frame["lifecycle_stage"] if "lifecycle_stage" in frame else pd.Series([None] * len(frame))
     columns = [c for c in SEGMENT_COLUMNS if c in frame] + [c for c in frame.columns if c.startswith("owns_")]
     segment = frame[columns]
-    listed = churn.score(frame, with_reasons=False)
+    values = customer_values(value_model, frame)
+    listed = churn.score(frame, with_reasons=False, value=values)
     if frame.empty:
         return {}, pd.concat([listed.assign(top_reasons=[], suggested_action=[]), segment], axis=1)
-    scored = churn.score(frame, with_reasons=True)
+    scored = churn.score(frame, with_reasons=True, value=values)
     scores = {
         str(row.customer_id): {
             "customer_id": str(row.customer_id),
@@ -194,13 +244,16 @@ def score_snapshot(
             "churn_probability": round(float(row.churn_probability), 6),
             "risk_band": str(row.risk_band),
             "top_reasons": list(row.top_reasons),
-            "value_at_risk": round(float(row.value_at_risk), 4),
+            "customer_value": round(float(row.customer_value), 2),
+            "value_at_risk": round(float(row.value_at_risk), 2),
             "suggested_action": str(row.suggested_action),
             "lifecycle_stage": _str_or_none(stage),
         }
         for row, stage in zip(scored.itertuples(index=False), stages, strict=True)
     }
     reasons = scored[["top_reasons", "suggested_action"]]
+    if value_model is not None:  # the win-back list's chance of return, for every customer
+        listed["return_probability"] = return_probabilities(value_model, frame)
     return scores, pd.concat([listed, reasons, segment], axis=1)
 
 
@@ -237,6 +290,23 @@ def _load_models(settings: ServiceSettings) -> tuple[LoadedModel, LoadedModel, P
     return churn, recommender, settings.online_snapshot
 
 
+def _load_value_model(settings: ServiceSettings) -> LoadedModel | None:
+    """The value champion, or None when the registry has none (the lists then value customers by
+    their past-year revenue, and /info says so). A Bento carries no value model."""
+    if settings.model_source == "bento" or not settings.value_model_uri:
+        return None
+    try:
+        ref = resolve_model_uri(settings.value_model_uri, settings.tracking_uri)
+    except UserError as missing:
+        log.warning("%s Customer values are the past-year revenue.", missing)
+        return None
+    model = load_python_model(ref.location)
+    if not hasattr(model, "forecast_if_stays"):
+        raise UserError(f"{ref.uri} is not the CRM value model.")
+    model.num_threads = 1
+    return LoadedModel(model, ref.uri, ref.version)
+
+
 def load_state(settings: ServiceSettings) -> LoadedState:
     """Load both champions and the online snapshot; raise on any failure (nothing is swapped)."""
     from features.online import load_online_snapshot
@@ -246,8 +316,9 @@ def load_state(settings: ServiceSettings) -> LoadedState:
     if not hasattr(churn.model, "score") or not hasattr(retrieval, "recommend_rows"):
         raise UserError(f"{churn.uri} / {recommender.uri} are not the CRM churn and recommender models.")
     churn.model.num_threads = 1  # one LightGBM thread per worker: requests are small
+    value = _load_value_model(settings)
     snapshot = load_online_snapshot(snapshot_path)
-    scores, churn_table = score_snapshot(churn.model, snapshot.snapshot)
+    scores, churn_table = score_snapshot(churn.model, snapshot.snapshot, value and value.model)
     state = LoadedState(
         churn=churn.model,
         churn_uri=churn.uri,
@@ -258,6 +329,9 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         snapshot=snapshot,
         scores=scores,
         churn_table=churn_table,
+        value_model=value and value.model,
+        value_uri=value and value.uri,
+        value_version=value and value.version,
     )
     if settings.precompute_recommendations:
         state = replace(state, top=precompute_recommendations(state))

@@ -1,4 +1,4 @@
-"""``crm train churn``, ``crm promote``, ``crm churn-list``."""
+"""``crm train churn``, ``crm promote``, ``crm churn-list``, ``crm winback-list``."""
 
 from __future__ import annotations
 
@@ -108,9 +108,14 @@ def churn_list_command(
     ),
     snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT)."),
     model_uri: str = typer.Option("models:/churn@champion", help="Model to score with."),
+    value_model_uri: str = typer.Option(
+        "models:/value@champion",
+        help="Value model whose forecast is each customer's value (none registered: past-year revenue).",
+    ),
     config: Path | None = config_option(),
 ) -> None:
-    """Score the latest snapshot with the champion and write the ranked churn list."""
+    """Score the latest snapshot with the champion and write the ranked retention list (lapsed
+    customers left out unless asked for with --stage)."""
     from crm import settings
     from serving.batch import ChurnListConfig, write_churn_list
 
@@ -119,6 +124,46 @@ def churn_list_command(
         regions=regions or None, owns=owns or None, stages=stages or None, store=settings.store(),
     )  # fmt: skip
     result = write_churn_list(cfg)
+    valued = (
+        f"forecast by {result.value_model}"
+        if result.value_model
+        else "past-year revenue (no value model registered: `crm train value --register`)"
+    )
     console.print(
-        f"wrote {result.customers:,} customers to {cfg.out}; value at risk {result.value_at_risk:,.0f}"
+        f"wrote {result.customers:,} customers to {cfg.out}; value at risk {result.value_at_risk:,.2f},"
+        f" customer value: {valued}"
+    )
+
+
+@app.command("winback-list")
+@user_errors
+def winback_list_command(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., help="Output file: .csv or .parquet."),
+    top: int = typer.Option(1000, min=1, help="How many customers to list."),
+    min_probability: float = typer.Option(
+        0.0, "--min-prob", min=0.0, max=1.0, help="Only customers at least this likely to come back."
+    ),
+    tiers: list[str] = typer.Option([], "--tier", help="Member tier(s) to include (repeatable)."),
+    regions: list[str] = typer.Option([], "--region", help="Region(s) to include (repeatable)."),
+    owns: list[str] = typer.Option([], help="Only owners of these categories (repeatable)."),
+    snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT)."),
+    model_uri: str = typer.Option("models:/churn@champion", help="Churn model giving the reasons."),
+    value_model_uri: str = typer.Option(
+        "models:/value@champion", help="Value model giving the chance of return and the value."
+    ),
+    config: Path | None = config_option(),
+) -> None:
+    """Write the lapsed customers ranked by the chance of coming back x forecast value, with reasons."""
+    from crm import settings
+    from serving.batch import WinbackListConfig, write_winback_list
+
+    cfg = job_config(
+        ctx, WinbackListConfig, snapshot=snapshot or settings.online_snapshot_dir(), tiers=tiers or None,
+        regions=regions or None, owns=owns or None, store=settings.store(),
+    )  # fmt: skip
+    result = write_winback_list(cfg)
+    console.print(
+        f"wrote {result.customers:,} lapsed customers to {cfg.out}; value to win back"
+        f" {result.winback_value:,.2f} (by {result.value_model})"
     )

@@ -27,6 +27,8 @@ def curl_examples(port: int, customer_id: str) -> str:
             f' -d \'{{"customer_ids": ["{customer_id}"]}}\'',
             f"curl -s -X POST {base}/churn_list -H 'Content-Type: application/json'"
             ' -d \'{"min_probability": 0.5, "limit": 5}\'',
+            f"curl -s -X POST {base}/winback_list -H 'Content-Type: application/json'"
+            ' -d \'{"limit": 5}\'',
         ]
     )
 
@@ -49,20 +51,25 @@ def demo(
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
     config: Path | None = config_option(),
 ) -> None:
-    """Simulate, validate, build features, train and promote both models, write a churn list, serve."""
+    """Simulate, validate, build features, train and promote the models, write the retention and
+    win-back lists, measure them against the simulator's truth, serve."""
     import pandas as pd
 
     from crm import settings
-    from crm.pipeline import DemoConfig, headline_table, run, summary_table
+    from crm.pipeline import DemoConfig, headline_table, list_quality_table, run, summary_table
 
     cfg = job_config(ctx, DemoConfig, store=settings.store())
     result = run(cfg, console=console)
     console.print(summary_table(result))
     console.print(headline_table(result))
+    quality = list_quality_table(result)
+    if quality is not None:
+        console.print(quality)
     online = result.work_dir / "online"
     console.print(f"data:           {result.work_dir / 'data'}")
     console.print(f"MLflow store:   {cfg.store.tracking}  (browse: make mlflow-ui)")
     console.print(f"churn list:     {result.output('churn list', 'churn_list')}")
+    console.print(f"win-back list:  {result.output('win-back list', 'winback_list')}")
     console.print(f"online snapshot: {online}")
     first = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
     console.print("\ntry the service (once it is ready):\n" + curl_examples(port, first), soft_wrap=True)

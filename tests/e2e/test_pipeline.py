@@ -42,8 +42,17 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
     assert first.skipped == []
     assert first.output("promote churn", "champion") == "1"
     assert first.output("promote recommender", "champion") == "1"
+    assert first.output("promote value", "champion") == "1"
     churn_list = pd.read_csv(first.output("churn list", "churn_list"))
     assert len(churn_list) == cfg.churn_top and churn_list["value_at_risk"].is_monotonic_decreasing
+    assert first.output("churn list", "valued_by") == "models:/value/1"
+    winback = pd.read_csv(first.output("win-back list", "winback_list"))
+    assert len(winback) > 0 and winback["winback_value"].is_monotonic_decreasing
+    quality = json.loads(Path(first.output("list quality", "metrics_json")).read_text())
+    assert quality["as_of"] == first.output("train churn", "holdout")
+    assert 0 <= quality["retention_by_probability"]["true_leavers_top_1000"] <= 1
+    assert quality["true_hazard"]["true_leavers_top_1000"] > quality["base_rate_alive"]
+    assert quality["winback"]["lapsed_customers"] > 0
 
     # a second run reuses every finished step
     again = run(cfg)
@@ -64,12 +73,13 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
             answers.append(
                 json.loads(out.stdout) if out.stdout.strip().startswith(("{", "[")) else out.stdout
             )
-    _, known, unknown, batch, scores, ranked = answers
+    _, known, unknown, batch, scores, ranked, winback_answer = answers
     assert known["fallback"] is False and len(known["items"]) == 5
     assert unknown["fallback"] is True and len(unknown["items"]) == 3
     assert len(batch["results"]) == 2
     assert scores["scores"][0]["customer_id"] == customer
     assert all(c["churn_probability"] >= 0.5 for c in ranked["customers"])
+    assert len(winback_answer["customers"]) == 5 and winback_answer["value_version"] == "1"
 
 
 def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_store: Store):

@@ -53,6 +53,16 @@ def train_tiny_recommender(data: Path, store: Store) -> str:
     return str(result.registered_version)
 
 
+def train_tiny_value(data: Path, store: Store) -> str:
+    """The value model on the tiny preset (90-day horizon: the tiny history is short), promoted."""
+    from training.registry import promote
+    from training.value import ValueTrainConfig, run
+
+    result = run(ValueTrainConfig(data=data, as_of="2025-09-01", horizon_days=90, register_model=True, store=store))
+    promote("value", force=True, store=store)
+    return str(result.registered_version)
+
+
 @pytest.fixture(scope="session")
 def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
     """Champion churn and recommender models plus the online snapshot of the tiny preset."""
@@ -67,6 +77,7 @@ def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Se
         snapshot = build_online_snapshot(tiny_data, root / "online")
         churn_version = train_tiny_churn(tiny_data, store)
         recommender_version = train_tiny_recommender(tiny_data, store)
+        train_tiny_value(tiny_data, store)
     known = pd.read_parquet(snapshot / "snapshot.parquet")["customer_id"].astype(str).tolist()
     return ServingEnv(store, snapshot, env, known, churn_version, recommender_version)
 

@@ -126,3 +126,25 @@ def test_cli_churn_list_takes_repeatable_stages(churn_run, tiny_data: Path, tmp_
     assert "lapsed" not in set(pd.read_csv(out)["lifecycle_stage"])
     wrong = CliRunner().invoke(app, [*args, "--stage", "gone"])
     assert wrong.exit_code == 2 and "stages.0" in wrong.output
+
+
+def test_the_lists_value_customers_by_the_forecast_and_say_so(serving_env, tmp_path):
+    from serving.batch import ChurnListConfig, WinbackListConfig, write_churn_list, write_winback_list
+
+    common = {"snapshot": serving_env.snapshot, "store": serving_env.store, "top": 50}
+    forecast = write_churn_list(ChurnListConfig(out=tmp_path / "a.csv", **common))
+    assert forecast.value_model and forecast.value_model.startswith("models:/value/")
+    past = write_churn_list(ChurnListConfig(out=tmp_path / "b.csv", value_model_uri="models:/value@nope", **common))
+    assert past.value_model is None
+    by_forecast = pd.read_csv(tmp_path / "a.csv").set_index("customer_id")["customer_value"]
+    snapshot = pd.read_parquet(serving_env.snapshot / "snapshot.parquet").set_index("customer_id")
+    by_past = pd.read_csv(tmp_path / "b.csv").set_index("customer_id")["customer_value"]
+    assert (by_past.round(2) == snapshot.loc[by_past.index, "customer_value"].round(2)).all()
+    assert not (by_forecast.round(2) == snapshot.loc[by_forecast.index, "customer_value"].round(2)).all()
+
+    winback = write_winback_list(WinbackListConfig(out=tmp_path / "w.parquet", **common))
+    listed = pd.read_parquet(tmp_path / "w.parquet")
+    assert winback.customers == len(listed) > 0
+    assert set(snapshot.loc[listed["customer_id"], "lifecycle_stage"]) == {"lapsed"}
+    with pytest.raises(UserError, match="needs a value model"):
+        write_winback_list(WinbackListConfig(out=tmp_path / "x.csv", value_model_uri="models:/value@nope", **common))

@@ -415,7 +415,7 @@ def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env
         {**segment, "stages": ["lapsed", "new"], "limit": 50, "sort": "probability"},
     ):
         listed = state.churn_list(**query)
-        expected = churn_list(state.churn, snapshot, **query)
+        expected = churn_list(state.churn, snapshot, **query, value_model=state.value_model)
         assert [r["customer_id"] for r in listed] == expected["customer_id"].tolist()
         assert [r["rank"] for r in listed] == expected["rank"].tolist()
         assert [r["churn_probability"] for r in listed] == [
@@ -424,3 +424,47 @@ def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env
         assert [r["top_reasons"] for r in listed] == expected["top_reasons"].map(list).tolist()
         assert [r["suggested_action"] for r in listed] == expected["suggested_action"].tolist()
         assert [r["lifecycle_stage"] for r in listed] == expected["lifecycle_stage"].tolist()
+        assert [r["customer_value"] for r in listed] == [round(v, 2) for v in expected["customer_value"]]
+
+
+def test_winback_list_ranks_lapsed_customers_as_winback_list_does(service_env):
+    from serving.churn_scoring import winback_list
+    from serving.config import ServiceSettings
+    from serving.state import load_state
+
+    state = load_state(ServiceSettings.from_env().model_copy(update={"precompute_recommendations": False}))
+    assert state.value_version is not None  # the serving fixtures register a value model
+    snapshot = state.snapshot.snapshot.reset_index(drop=True)
+    for query in (
+        {"min_probability": 0.0, "tiers": None, "regions": None, "owns": None, "limit": 100},
+        {"min_probability": 0.2, "tiers": ["bronze", "silver"], "regions": None, "owns": ["phone"], "limit": 30},
+    ):
+        listed = state.winback_list(**query)
+        expected = winback_list(state.churn, snapshot, state.value_model, **query)
+        assert [r["customer_id"] for r in listed] == expected["customer_id"].tolist()
+        assert [r["top_reasons"] for r in listed] == expected["top_reasons"].map(list).tolist()
+
+
+def test_winback_list_holds_only_lapsed_customers_ranked_by_value_to_win_back(client, serving_env):
+    snapshot = pd.read_parquet(serving_env.snapshot / "snapshot.parquet").set_index("customer_id")
+    body = client.post("/winback_list", json={"limit": 10_000}).json()
+    rows = body["customers"]
+    lapsed = set(snapshot.index[snapshot["lifecycle_stage"] == "lapsed"])
+    assert rows and {r["customer_id"] for r in rows} == lapsed
+    values = [r["winback_value"] for r in rows]
+    assert values == sorted(values, reverse=True)
+    for r in rows:
+        assert 0 <= r["return_probability"] <= 1 and r["customer_value"] >= 0
+        assert r["winback_value"] == pytest.approx(r["return_probability"] * r["customer_value"], abs=0.01)
+        assert r["suggested_action"]
+    assert body["value_version"]
+    # the churn list values customers by the same forecast
+    retention = client.post("/churn_list", json={"limit": 5}).json()["customers"]
+    score = client.post("/churn_score", json={"customer_ids": [retention[0]["customer_id"]]}).json()
+    assert score["scores"][0]["customer_value"] == retention[0]["customer_value"]
+    assert client.post("/winback_list", json={"min_probability": 2}).status_code == 400
+
+
+def test_the_lists_say_which_value_model_values_customers(client):
+    info = client.post("/info").json()
+    assert info["value_model"].startswith("models:/value/") and info["value_version"]
