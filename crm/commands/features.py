@@ -26,7 +26,9 @@ def build(
         help="duckdb (in-process) or spark (needs the \\[spark] extra).",
     ),
     spark_master: str = typer.Option("local[2]", help="Spark master URL when --engine spark."),
-    online: bool = typer.Option(False, help="Also write the online snapshot for serving to OUT/online."),
+    online: bool = typer.Option(
+        False, help="Also write the online snapshot for serving to OUT/online, as of the latest --as-of date."
+    ),
     config: Path | None = config_option(),
 ) -> None:
     """Build point-in-time customer snapshots (only events before each as-of date count)."""
@@ -44,5 +46,5 @@ def build(
         table.add_row(day, f"{rows:,}", str(path))
     console.print(table)
     if online:
-        path = build_online_snapshot(cfg.data, cfg.out / "online")
+        path = build_online_snapshot(cfg.data, cfg.out / "online", as_of=max(result.snapshots))
         console.print(f"online snapshot written to {path}")
