@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from features.interactions import InteractionSplit
 from features.snapshot import build_snapshot
-from features.vocab import TIER_RANK
+from features.vocab import TIER_RANK, UNKNOWN_TIER
 from serving.bundle import RECENT_SLOTS, ItemLists
 from training.two_tower import HeadInputs, TowerInputs, TwoTowerConfig, history_matrix
 
@@ -118,11 +118,10 @@ def customer_features(con, prep: Prepared) -> tuple[np.ndarray, list[str]]:
     """Standardised profile (age, gender, region, tier, points, tenure) and category mix of the
     training purchases, one row per customer position. Computed from training data only.
 
-    The profile comes from the customers table at the last training event, not from a feature
-    snapshot: the snapshot's declared columns treat missing values otherwise (an unknown tier
-    ranks 0, missing points are 0, tenure falls back to the first event and counts fractional
-    days), and they would cost a pass over the events at that date. Here a missing value sits at
-    the mean, and a profile column the data never fills is left out.
+    The profile is the feature snapshot's declared columns (the profile and loyalty families) as
+    of the day after the last training event. A value the snapshot declares unknown (an unknown
+    tier, gender or region, a missing age) sits at the mean, and a column the data never fills is
+    left out.
     """
     columns = _profile_columns(con, prep) | _history_columns(prep)
     names = list(columns)
@@ -132,21 +131,26 @@ def customer_features(con, prep: Prepared) -> tuple[np.ndarray, list[str]]:
     return x.fillna(0.0).to_numpy(np.float32), names  # missing values sit at the mean
 
 
+PROFILE_COLUMNS = ("age", "tenure_days", "member_tier", "tier_rank", "points_balance", "gender", "region")
+
+
 def _profile_columns(con, prep: Prepared) -> dict[str, np.ndarray]:
-    """Age and tenure at the last training event, log points, tier rank, gender and region one-hots."""
-    customers = con.execute("SELECT * FROM customers").df().set_index("customer_id")
-    customers = customers.reindex(prep.customer_ids)
+    """Age, tenure, log points, tier rank, gender and region one-hots, from the snapshot."""
     end = prep.split.train["ts"].max()
+    as_of = end.normalize() + pd.Timedelta(days=1)  # the last training day counts
+    snapshot = build_snapshot(con, as_of.to_pydatetime())
+    profile = snapshot.set_index("customer_id")[list(PROFILE_COLUMNS)].reindex(prep.customer_ids)
     columns: dict[str, np.ndarray] = {}
-    if customers["birth_year"].notna().any():
-        columns["age"] = (end.year - customers["birth_year"]).to_numpy(float)
-    if customers["signup_ts"].notna().any():
-        columns["tenure_days"] = (end - pd.to_datetime(customers["signup_ts"])).dt.days.to_numpy(float)
-    columns["log_points"] = np.log1p(customers["points_balance"].clip(lower=0).to_numpy(float))
-    columns["tier"] = customers["member_tier"].map(TIER_RANK).to_numpy(float)
+    for name in ("age", "tenure_days"):
+        if profile[name].notna().any():
+            columns[name] = profile[name].to_numpy(float)
+    columns["log_points"] = np.log1p(profile["points_balance"].clip(lower=0).to_numpy(float))
+    known_tier = profile["member_tier"].isin(list(TIER_RANK))
+    columns["tier"] = profile["tier_rank"].where(known_tier).to_numpy(float)
     for col in ("gender", "region"):
-        for value in sorted(customers[col].dropna().unique())[:TOP_LEVELS]:
-            columns[f"{col}_{value}"] = (customers[col] == value).to_numpy(float)
+        levels = profile[col].where(profile[col] != UNKNOWN_TIER).dropna()  # the snapshot's "unknown"
+        for value in sorted(levels.unique())[:TOP_LEVELS]:
+            columns[f"{col}_{value}"] = (profile[col] == value).to_numpy(float)
     return columns
 
 
