@@ -9,7 +9,7 @@ PRESET ?= demo
 PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format mlflow-ui clean
+.PHONY: install demo test lint format mlflow-ui optuna-dashboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ format: install
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
+
+# The Optuna studies of the store the jobs use (CRM_OPTUNA_STORAGE, else optuna.db in CRM_STORE_DIR).
+optuna-dashboard: install
+	$(BIN)/optuna-dashboard "$${CRM_OPTUNA_STORAGE:-sqlite:///$${CRM_STORE_DIR:-mlflow}/optuna.db}" --host 127.0.0.1 --port 8080
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

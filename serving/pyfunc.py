@@ -1,8 +1,10 @@
 """The recommender as an MLflow pyfunc: what training logs and registers, and serving loads.
 
-The logged model carries the bundle (:mod:`serving.bundle`) as its artifact; ``load_context``
-builds the :class:`~serving.retrieval.Retrieval` over it, which the service and the batch job use
-directly after ``unwrap_python_model()``.
+The logged model carries the bundle (:mod:`serving.bundle`) as its artifact and the ``features``
+and ``serving`` packages as its code, so it loads where this repository is not installed;
+``load_context`` builds the :class:`~serving.retrieval.Retrieval` over the bundle, which the
+service and the batch job use directly after ``unwrap_python_model()``. Nothing here may import
+``training`` or ``crm``: they do not travel with the model.
 """
 
 from __future__ import annotations

@@ -14,10 +14,12 @@ The label (:mod:`features.labels`) is ``activity`` (no activity event in the hor
 customers active in the ``engaged_days`` before) where the events carry engagement, ``purchase``
 (no purchase in the horizon) for purchase-only logs, or the one ``label`` names.
 
-Optuna tunes on the validation fold (pruned with ``optuna_integration``'s LightGBM callback; the
-study lives in the store's Optuna storage, so an interrupted search resumes); the final model is
-calibrated (Platt) on the validation fold and evaluated once on the holdout, beside a recency-only
-score and, for simulated data, the oracle.
+Optuna tunes on the validation fold (pruned with ``optuna_integration``'s LightGBM callback). The
+study of a holdout lives in the store's Optuna storage under a name that says what it tunes
+(:func:`study_name`); a later job on the same holdout resumes it and runs the trials it asks for
+on top, one job at a time (a lock of the store). Each trial is an MLflow child run of the job's
+run. The final model is calibrated (Platt) on the validation fold and evaluated once on the
+holdout, beside a recency-only score and, for simulated data, the oracle.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from sklearn.metrics import roc_auc_score
 
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
-from features.families import FEATURE_SET_NAME, categorical_features, feature_set_version, model_features
-from features.labels import ENGAGED_DAYS, churn_training_set, default_label
+from features.families import categorical_features, model_features
+from features.labels import ENGAGED_DAYS, check_label_window, churn_training_set, default_label
 from features.snapshot import as_datetime
 from features.store import Store
 from features.vocab import ChurnLabel, Population
 from serving.churn_scoring import Calibration, ChurnModel
+from training import tracking
 from training.lgb import booster_params
 from training.metrics import classification_metrics
 
@@ -60,6 +63,13 @@ MONOTONE_UP = (
 )
 MIN_HISTORY_DAYS = 30
 MODEL_NAME = "churn"
+HEADLINE_METRIC = "roc_auc"  # the figure the summary shows and the promotion gate compares
+# What the logged model imports to load and score (besides mlflow and cloudpickle).
+REQUIREMENTS = ("lightgbm", "numpy", "pandas")
+LABEL_PHRASES = {
+    "activity": "shows no activity (no purchase, visit, cart, post, push open, coupon or ticket)",
+    "purchase": "makes no purchase",
+}
 
 
 @dataclass
@@ -132,6 +142,9 @@ class ChurnResult:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     label: ChurnLabel = "purchase"
+    # the version holding alias challenger once this run registered (a later job's, if one was faster)
+    challenger_version: str | None = None
+    study: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,55 +230,110 @@ def fit(
     return model, int(booster.best_iteration or params.max_rounds)
 
 
-def tune(cfg: ChurnTrainConfig, train: pd.DataFrame, valid: pd.DataFrame, study_name: str) -> ChurnParams:
-    """Optuna TPE search on validation AUC, pruned, stored in the store's Optuna storage so it resumes."""
-    study = _study(cfg, study_name)
-    done = len([t for t in study.trials if t.state.is_finished()])
-    remaining = max(0, cfg.trials - done)
-    if remaining:
-        study.optimize(_objective(cfg.seed, train, valid), n_trials=remaining, show_progress_bar=False)
-    best = study.best_trial.params
-    return ChurnParams(**{k: best[k] for k in _SPACE}, seed=cfg.seed)
+@dataclass
+class Tuning:
+    """What a search did: the best parameters, the study, and its trials before and after."""
+
+    params: ChurnParams
+    study: str
+    storage: str
+    trials_before: int
+    trials_after: int
+    best_value: float
 
 
-def _study(cfg: ChurnTrainConfig, study_name: str) -> optuna.Study:
-    """The stored study of this holdout (created on first use, with the defaults as its first trial)."""
+def study_name(cfg: ChurnTrainConfig, holdout: datetime, fingerprint: str) -> str:
+    """The Optuna study of one holdout, in words: everything that changes the objective (data,
+    dates, label, windows, population) is in it (call on a configuration whose label is set)."""
+    window = cfg.engaged_days if cfg.label == "activity" else cfg.lookback_days
+    who = "all customers" if cfg.population == "all" else f"active in the last {window} days"
+    return (
+        f"churn {holdout:%Y-%m-%d}: {cfg.horizon_days}-day {cfg.label} label, {who},"
+        f" {cfg.n_train_dates} training dates {cfg.date_step_days} days apart, data {fingerprint[:8]}"
+    )
+
+
+def tune(cfg: ChurnTrainConfig, objective: Callable[[optuna.Trial], float], name: str, say=None) -> Tuning:
+    """Optuna TPE search (maximising ``objective``), pruned: ``cfg.trials`` new trials on top of
+    those the stored study ``name`` already has, each logged as a child run of the active MLflow run.
+
+    Jobs on the same study take turns (a lock of the store), so each one's sampler sees the
+    trials before it; ``say`` is told how many there were.
+    """
+    say = say or (lambda msg: None)
+    with tracking.store_lock(cfg.store, f"optuna study {name}", say):
+        study = _study(cfg, name)
+        before = len([t for t in study.trials if t.state.is_finished()])
+        stored = f"{before} trials stored, running {cfg.trials} more" if before else f"{cfg.trials} trials"
+        say(f"tuning with Optuna: study {name!r}, {stored}")
+        study.optimize(objective, n_trials=cfg.trials, callbacks=[_trial_runs()], show_progress_bar=False)
+        after = len([t for t in study.trials if t.state.is_finished()])
+    best = study.best_trial
+    params = ChurnParams(**{k: best.params[k] for k in _SPACE}, seed=cfg.seed)
+    return Tuning(params, name, tracking.storage_label(cfg.store.optuna), before, after, float(best.value))
+
+
+def _study(cfg: ChurnTrainConfig, name: str) -> optuna.Study:
+    """The stored study ``name`` (created on first use, with the defaults as its first trial)."""
     import optuna
 
     cfg.store.root.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=cfg.store.optuna,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=20),
-    )
+    with tracking.store_lock(cfg.store, "optuna storage"):  # a fresh storage creates its tables once
+        study = optuna.create_study(
+            study_name=name,
+            storage=cfg.store.optuna,
+            direction="maximize",
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_warmup_steps=20),
+        )
+    # a resumed search must not draw its first trials again: the seed moves on with the trials stored
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
     if not study.trials:
         study.enqueue_trial({k: v for k, v in asdict(ChurnParams()).items() if k in _SPACE})
     return study
 
 
-def _objective(seed: int, train: pd.DataFrame, valid: pd.DataFrame) -> Callable[[optuna.Trial], float]:
+def _trial_runs():
+    """optuna_integration's MLflow callback: each trial a child run of the active run, with its
+    parameters, its validation AUC and its attributes (the boosting rounds) as tags."""
+    import warnings
+
+    from optuna_integration import MLflowCallback
+
+    with warnings.catch_warnings():  # deprecated upstream since 4.9, still shipped in the pinned 5.0
+        warnings.simplefilter("ignore", FutureWarning)
+        return MLflowCallback(
+            metric_name="validation_roc_auc", create_experiment=False, mlflow_kwargs={"nested": True}
+        )
+
+
+def suggest(trial: optuna.Trial, seed: int) -> ChurnParams:
+    """The search space: the parameters a trial suggests."""
+    return ChurnParams(
+        learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        num_leaves=trial.suggest_int("num_leaves", 8, 128, log=True),
+        min_child_samples=trial.suggest_int("min_child_samples", 10, 400, log=True),
+        feature_fraction=trial.suggest_float("feature_fraction", 0.5, 1.0),
+        bagging_fraction=trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        lambda_l2=trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+        seed=seed,
+    )
+
+
+def validation_objective(
+    seed: int, train: pd.DataFrame, valid: pd.DataFrame
+) -> Callable[[optuna.Trial], float]:
     """Validation AUC of the parameters a trial suggests, the rounds kept as a trial attribute."""
     from optuna_integration import LightGBMPruningCallback
 
-    def objective(trial: optuna.Trial) -> float:
-        params = ChurnParams(
-            learning_rate=trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
-            num_leaves=trial.suggest_int("num_leaves", 8, 128, log=True),
-            min_child_samples=trial.suggest_int("min_child_samples", 10, 400, log=True),
-            feature_fraction=trial.suggest_float("feature_fraction", 0.5, 1.0),
-            bagging_fraction=trial.suggest_float("bagging_fraction", 0.5, 1.0),
-            lambda_l2=trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
-            seed=seed,
-        )
+    def validation_auc(trial: optuna.Trial) -> float:
+        params = suggest(trial, seed)
         model, rounds = fit(params, train, valid, [LightGBMPruningCallback(trial, "auc", "valid")])
         trial.set_user_attr("rounds", rounds)
         return classification_metrics(valid["churned"], model.probability(valid))["roc_auc"]
 
-    return objective
+    return validation_auc
 
 
 _SPACE = (
@@ -423,6 +491,7 @@ def build_folds(con, cfg: ChurnTrainConfig, say) -> Folds:
     cfg = cfg.with_label(con)
     data_start = con.execute("SELECT min(ts) FROM events").fetchone()[0]
     train_dates, valid_date, holdout_date = schedule(cfg, data_start)
+    check_label_window(con, holdout_date, cfg.horizon_days)  # the latest window: the user's date
     windows = cfg.windows()
     say(f"building training sets at {', '.join(f'{d:%Y-%m-%d}' for d in train_dates)}")
     train = churn_training_set(con, train_dates, **windows)
@@ -451,7 +520,11 @@ def holdout_metrics(cfg: ChurnTrainConfig, model: ChurnModel, folds: Folds) -> d
 
 
 def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
-    """Build the training sets, tune, fit, calibrate, evaluate, log to MLflow, optionally register."""
+    """Build the training sets, tune, fit, calibrate, evaluate, log to MLflow, optionally register.
+
+    One MLflow run holds it all: the Optuna trials are its child runs, the sets its inputs.
+    """
+    import mlflow
     from training import registry
 
     say = progress or (lambda msg: None)
@@ -461,78 +534,104 @@ def run(cfg: ChurnTrainConfig, progress=None) -> ChurnResult:
     say(f"label: {cfg.label}")
     folds = build_folds(con, cfg, say)
     fingerprint = input_fingerprint(cfg.data)
-    study_name = "-".join(
-        map(str, ("churn", fingerprint, f"{folds.holdout_date:%Y%m%d}", *cfg.windows().values()))
-    )
-    say(f"tuning with Optuna ({cfg.trials} trials, study {study_name})")
-    params = tune(cfg, folds.train, folds.valid, study_name)
-    model, rounds = fit(params, folds.train, folds.valid)
-    metrics = holdout_metrics(cfg, model, folds)
-    run_id, model_uri, champion_metric = log_run(cfg, model, params, rounds, folds, metrics, fingerprint)
+    name = study_name(cfg, folds.holdout_date, fingerprint)
+    registry.experiment(cfg.experiment, cfg.store)
+    with mlflow.start_run(run_name=f"churn {folds.holdout_date:%Y-%m-%d} h{cfg.horizon_days}") as parent:
+        mlflow.set_tags(tracking.run_tags(cfg.data, fingerprint))
+        log_datasets(cfg, folds)
+        tuning = tune(cfg, validation_objective(cfg.seed, folds.train, folds.valid), name, say)
+        model, rounds = fit(tuning.params, folds.train, folds.valid)
+        metrics = holdout_metrics(cfg, model, folds)
+        model_uri, champion_metric = log_run(cfg, model, tuning, rounds, folds, metrics)
     result = ChurnResult(
-        metrics, folds.as_of_dates(), folds.rows(), asdict(params), run_id, model_uri, label=cfg.label
-    )
+        metrics, folds.as_of_dates(), folds.rows(), asdict(tuning.params), parent.info.run_id, model_uri,
+        label=cfg.label, study=name,
+    )  # fmt: skip
     if cfg.register_model:
         key = registry.holdout_key(data=fingerprint, as_of=f"{folds.holdout_date:%Y-%m-%d}", **cfg.windows())
-        described = (
-            f"holdout {folds.holdout_date:%Y-%m-%d}, horizon {cfg.horizon_days} d, {cfg.label} label,"
-            f" {cfg.population}"
-        )
         version = registry.register_challenger(
-            model_uri, MODEL_NAME, key, "roc_auc", metrics["roc_auc"], champion_metric,
-            description=described, store=cfg.store,
+            model_uri, MODEL_NAME, key, HEADLINE_METRIC, metrics[HEADLINE_METRIC], champion_metric,
+            description=version_description(cfg, folds, metrics, tuning, champion_metric),
+            store=cfg.store, say=say,
         )  # fmt: skip
         result.registered_version = version.version
         result.champion_metric = champion_metric
+        holder = registry.get_alias(MODEL_NAME, registry.CHALLENGER, store=cfg.store)
+        result.challenger_version = None if holder is None else holder.version
     result.seconds = time.perf_counter() - start
     if cfg.metrics_json:
         write_metrics_json(cfg.metrics_json, result)
     return result
 
 
+def log_datasets(cfg: ChurnTrainConfig, folds: Folds) -> None:
+    """The training, validation and holdout sets as inputs of the active run."""
+    for frame, name, context in (
+        (folds.train, "churn training snapshots", "training"),
+        (folds.valid, "churn validation snapshot", "validation"),
+        (folds.holdout, "churn holdout snapshot", "evaluation"),
+    ):
+        tracking.log_dataset(frame, name, context, cfg.data, targets="churned")
+
+
 def log_run(
-    cfg: ChurnTrainConfig, model: ChurnModel, params: ChurnParams, rounds: int, folds: Folds,
-    metrics: dict[str, float], fingerprint: str,
-) -> tuple[str, str, float | None]:  # fmt: skip
-    """One MLflow run: parameters, tags, holdout metrics, plots and the pyfunc model; with
-    ``register_model`` also the champion's figure on this holdout. Returns (run id, model URI,
+    cfg: ChurnTrainConfig, model: ChurnModel, tuning: Tuning, rounds: int, folds: Folds,
+    metrics: dict[str, float],
+) -> tuple[str, float | None]:  # fmt: skip
+    """Into the active run: parameters, the study, holdout metrics, plots and the pyfunc model;
+    with ``register_model`` also the champion's figure on this holdout. Returns (model URI,
     champion metric or None)."""
     import mlflow
-    from training import registry
 
-    registry.experiment(cfg.experiment, cfg.store)
     holdout = folds.holdout
-    with mlflow.start_run(run_name=f"churn {folds.holdout_date:%Y-%m-%d} h{cfg.horizon_days}") as run:
-        mlflow.log_params(asdict(params) | {"rounds": rounds, "trials": cfg.trials} | cfg.windows())
-        mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in folds.as_of_dates().items()})
-        mlflow.log_params({f"rows_{k}": v for k, v in folds.rows().items()})
-        mlflow.set_tags(
-            {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
-             "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
-        )  # fmt: skip
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
-        mlflow.log_dict({"calibration": asdict(model.calibration)}, "calibration.json")
-        y = holdout["churned"].to_numpy()
-        for name, fig in plots(y, model.probability(holdout), model).items():
-            mlflow.log_figure(fig, name)
-        model_uri = _log_model(model, holdout)
-        champion_metric = _champion_metric(cfg.store, holdout) if cfg.register_model else None
-        if champion_metric is not None:
-            mlflow.log_metric("champion_holdout_roc_auc", champion_metric)
-    return run.info.run_id, model_uri, champion_metric
+    mlflow.log_params(asdict(tuning.params) | {"rounds": rounds, "trials": cfg.trials} | cfg.windows())
+    mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in folds.as_of_dates().items()})
+    mlflow.log_params({f"rows_{k}": v for k, v in folds.rows().items()})
+    mlflow.set_tags(
+        {"optuna_study": tuning.study, "optuna_storage": tuning.storage,
+         "optuna_trials_before": str(tuning.trials_before), "optuna_trials_after": str(tuning.trials_after)}
+    )  # fmt: skip
+    # validation AUC is the tuning objective, not a holdout figure
+    mlflow.log_metrics({k if k == "validation_roc_auc" else f"holdout_{k}": v for k, v in metrics.items()})
+    mlflow.log_dict({"calibration": asdict(model.calibration)}, "calibration.json")
+    y = holdout["churned"].to_numpy()
+    for name, fig in plots(y, model.probability(holdout), model).items():
+        mlflow.log_figure(fig, name)
+    model_uri = _log_model(model, holdout)
+    champion_metric = _champion_metric(cfg.store, holdout) if cfg.register_model else None
+    if champion_metric is not None:
+        mlflow.log_metric(f"champion_holdout_{HEADLINE_METRIC}", champion_metric)
+    return model_uri, champion_metric
+
+
+def version_description(
+    cfg: ChurnTrainConfig, folds: Folds, metrics: dict[str, float], tuning: Tuning,
+    champion_metric: float | None,
+) -> str:  # fmt: skip
+    """What a registered version is, in a paragraph: the label, the sets, the search, the figures."""
+    dates = folds.as_of_dates()
+    champion = (
+        "" if champion_metric is None else f"; the champion scored {champion_metric:.4f} on the same holdout"
+    )
+    return (
+        f"LightGBM churn model, Platt-calibrated: the chance that a customer"
+        f" {LABEL_PHRASES[cfg.label]} in the {cfg.horizon_days} days after the snapshot"
+        f" ({cfg.population} customers). Trained on snapshots at {', '.join(dates['train'])},"
+        f" early-stopped and calibrated at {dates['validation'][0]}, with the best of"
+        f' {tuning.trials_after} Optuna trials (study "{tuning.study}"). On the holdout at'
+        f" {dates['holdout'][0]} ({len(folds.holdout):,} customers) its ROC-AUC is"
+        f" {metrics['roc_auc']:.4f}, against {metrics['baseline_recency_roc_auc']:.4f} for recency"
+        f" alone{champion}."
+    )
 
 
 def _log_model(model: ChurnModel, holdout: pd.DataFrame) -> str:
     """Log ``model`` as the run's pyfunc with a signature from five holdout rows; returns its URI."""
     from mlflow.models import infer_signature
 
-    import mlflow
-
     example = holdout[model.features].head(5).copy()
     signature = infer_signature(example, model.probability(example))
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=model, signature=signature, input_example=example
-    )
+    info = tracking.log_model(model, REQUIREMENTS, signature=signature, input_example=example)
     return info.model_uri
 
 
@@ -586,7 +685,9 @@ def train_fixed(
     model, _ = fit(params, train, valid)
     registry.experiment(experiment, store)
     with mlflow.start_run():
-        model_uri = mlflow.pyfunc.log_model(name="model", python_model=model).model_uri
-    version = registry.register_challenger(model_uri, MODEL_NAME, experiment, "roc_auc", 0.5, store=store)
+        model_uri = tracking.log_model(model, REQUIREMENTS).model_uri
+    version = registry.register_challenger(
+        model_uri, MODEL_NAME, experiment, HEADLINE_METRIC, 0.5, store=store
+    )
     registry.promote(MODEL_NAME, force=True, store=store)
     return version.version

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
-from features.families import FEATURE_SET_NAME, feature_set_version
 from features.interactions import (
     InteractionSplit,
     build_interactions,
@@ -35,11 +34,13 @@ from features.store import Store
 from features.vocab import Split
 from serving.bundle import CategoryIntent, ItemLists, RecommenderBundle
 from serving.retrieval import Retrieval
+from training import tracking
 from training.baselines import ALS, CoOccurrence, Popularity
 from training.recommender_data import Prepared, head_inputs, prepare, tower_inputs
 from training.recommender_eval import (
     HEADLINE_FIGURES,
     HEADLINE_K,
+    HEADLINE_METRIC,
     comparison_plot,
     evaluate_retrieval,
     evaluate_scores,
@@ -57,6 +58,9 @@ from training.two_tower import (
 )
 
 MODEL_NAME = "recommender"
+# What the logged model imports to load and score (besides mlflow and cloudpickle); pyarrow reads
+# the bundle's tables. The towers are served in numpy: no torch.
+REQUIREMENTS = ("faiss-cpu", "numpy", "pandas", "pyarrow", "scipy")
 ABLATIONS = ("two_tower_towers_only",)  # parts of the two-tower model, reported beside it
 
 
@@ -110,6 +114,8 @@ class RecommenderResult:
     seconds: float = 0.0
     train_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    # the version holding alias challenger once this run registered (a later job's, if one was faster)
+    challenger_version: str | None = None
 
 
 @dataclass
@@ -261,7 +267,7 @@ def log_run(
 
     fingerprint = input_fingerprint(cfg.data)
     registry.experiment(cfg.experiment, cfg.store)
-    headline = f"ndcg_at_{HEADLINE_K}"
+    headline = HEADLINE_METRIC
     with mlflow.start_run(run_name=f"recommender {cfg.split}") as run:
         _log_params_and_figures(cfg, prep, trained.task.cfg, result, fingerprint)
         result.run_id = run.info.run_id
@@ -274,10 +280,45 @@ def log_run(
         key = registry.holdout_key(data=fingerprint, **prep.split.info)
         version = registry.register_challenger(
             result.model_uri, MODEL_NAME, key, headline, result.metrics["two_tower"][headline],
-            result.champion_metric, description=f"two-tower, {cfg.split} split {prep.split.info}",
-            store=cfg.store,
+            result.champion_metric, description=version_description(cfg, trained.retrieval, result),
+            store=cfg.store, say=say,
         )  # fmt: skip
         result.registered_version = version.version
+        holder = registry.get_alias(MODEL_NAME, registry.CHALLENGER, store=cfg.store)
+        result.challenger_version = None if holder is None else holder.version
+
+
+def version_description(cfg: RecommenderTrainConfig, retrieval: Retrieval, result: RecommenderResult) -> str:
+    """What a registered version is, in a paragraph: the model's parts, the split, the figures."""
+    bundle = retrieval.bundle
+    parts = [p for p, there in (("a category head", bundle.intent is not None),
+             ("per-customer refinement", bundle.customer_offset is not None)) if there]  # fmt: skip
+    info = result.split
+    split = (
+        f"a time split at {info['split_date']} (trained on what came before, tested on the purchases after)"
+        if info.get("split") == "time"
+        else f"a random split holding out {info.get('test_fraction', cfg.test_fraction):.0%} of each"
+        f" customer's items (seed {info.get('seed', cfg.seed)})"
+    )
+    k = HEADLINE_K
+    figures = result.metrics["two_tower"]
+    others = ("two_tower", "oracle", *ABLATIONS)
+    baselines = {n: m[HEADLINE_METRIC] for n, m in result.metrics.items() if n not in others}
+    best = max(baselines, key=baselines.get) if baselines else None
+    versus = f", against {baselines[best]:.4f} for the best baseline ({best})" if best else ""
+    champion = (
+        ""
+        if result.champion_metric is None
+        else f"; the champion scored {result.champion_metric:.4f} on the same split"
+    )
+    return (
+        f"Two-tower recommender served through FAISS{' with ' + ' and '.join(parts) if parts else ''},"
+        f" trained for {len(result.losses)} epoch{'s' * (len(result.losses) != 1)} on"
+        f" {result.rows['train_interactions']:,} interactions"
+        f" of {result.rows['customers']:,} customers with {result.rows['items']:,} items, on {split}."
+        f" Recall@{k} on the {result.rows['test_customers']:,} test customers is"
+        f" {figures[HEADLINE_METRIC]:.4f} (NDCG@{k} {figures[f'ndcg_at_{k}']:.4f}){versus}{champion}."
+    )
 
 
 def _log_params_and_figures(
@@ -294,10 +335,10 @@ def _log_params_and_figures(
     mlflow.log_params({f"rows_{k}": v for k, v in result.rows.items()})
     if cfg.baselines:
         mlflow.log_params(ALS(seed=cfg.seed).params())
-    mlflow.set_tags(
-        {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
-         "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
-    )  # fmt: skip
+    mlflow.set_tags(tracking.run_tags(cfg.data, fingerprint))
+    split = prep.split
+    tracking.log_dataset(split.train, "recommender training interactions", "training", cfg.data)
+    tracking.log_dataset(split.test, "recommender test purchases", "evaluation", cfg.data)
     for epoch, loss in enumerate(result.losses):
         mlflow.log_metric("two_tower_train_loss", loss, step=epoch + 1)
     for model, values in result.metrics.items():
@@ -314,7 +355,6 @@ def _log_model(retrieval: Retrieval, prep: Prepared) -> str:
     from mlflow.models import infer_signature
     from mlflow.types.schema import Array, ColSpec, Schema
 
-    import mlflow
     from serving.pyfunc import RecommenderModel
 
     example = pd.DataFrame(
@@ -330,13 +370,12 @@ def _log_model(retrieval: Retrieval, prep: Prepared) -> str:
     )
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = retrieval.bundle.save(Path(tmp) / "bundle")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=RecommenderModel(),
+        info = tracking.log_model(
+            RecommenderModel(),
+            REQUIREMENTS,
             artifacts={"bundle": str(bundle_dir)},
             signature=signature,
             input_example=example,
-            pip_requirements=_requirements(),
         )
     return info.model_uri
 
@@ -354,12 +393,6 @@ def _champion_metric(store: Store, prep: Prepared, headline: str, say) -> float 
     value = evaluate_retrieval(champ.retrieval, prep)[headline]
     mlflow.log_metric(f"champion_{headline}", value)
     return value
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in ("mlflow", "faiss-cpu", "numpy", "pandas", "pyarrow")]
 
 
 def write_metrics_json(path: Path, result: RecommenderResult, k: int = HEADLINE_K) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from training.recommender_data import Prepared
 
 HEADLINE_K = 10
 HEADLINE_FIGURES = ("recall", "ndcg", "hit_rate", "coverage")
+# The one figure the summaries headline and the promotion gate compares.
+HEADLINE_METRIC = f"recall_at_{HEADLINE_K}"
 
 
 def evaluate_scores(

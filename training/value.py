@@ -43,24 +43,20 @@ from scipy.stats import spearmanr
 
 from features.contract import input_fingerprint, open_validated
 from features.errors import UserError
-from features.families import (
-    DUCKDB,
-    FEATURE_SET_NAME,
-    all_features,
-    categorical_features,
-    feature_set_version,
-)
+from features.families import DUCKDB, all_features, categorical_features
 from features.labels import check_label_window
 from features.query import AsOfDate
 from features.snapshot import build_snapshot
 from features.store import Store
 from features.vocab import ACTIVITY_EVENT_TYPES
 from serving.value_model import DERIVED_COLUMNS, BgNbd, GammaGamma, ValueModel, btyd_summary, derived_columns
-from training import btyd
+from training import btyd, tracking
 from training.lgb import booster_params
 
 MODEL_NAME = "value"
-GATE_METRIC = "spearman"
+GATE_METRIC = "spearman"  # the headline figure: the summary shows it, the promotion gate compares it
+# What the logged model imports to load and score (besides mlflow and cloudpickle).
+REQUIREMENTS = ("lightgbm", "numpy", "pandas", "scipy")
 MIN_HISTORY_DAYS = 30
 # A customer stayed over a window when they made one of these events in it: the events whose absence
 # is churn under the activity label (a purchase in a purchase-only log).
@@ -155,6 +151,8 @@ class ValueResult:
     champion_metric: float | None = None
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    # the version holding alias challenger once this run registered (a later job's, if one was faster)
+    challenger_version: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +422,7 @@ def run(cfg: ValueTrainConfig, progress=None) -> ValueResult:
     result = ValueResult(metrics, baseline_metrics, dates, rows, all_params | fitted, "", "", extra=extra)
     fingerprint = input_fingerprint(cfg.data)
     result.run_id, result.model_uri, result.champion_metric = log_run(
-        cfg, model, result, holdout, fingerprint
+        cfg, model, result, train, holdout, fingerprint
     )
     if cfg.register_model:
         from training import registry
@@ -434,20 +432,42 @@ def run(cfg: ValueTrainConfig, progress=None) -> ValueResult:
         )
         version = registry.register_challenger(
             result.model_uri, MODEL_NAME, key, GATE_METRIC, metrics[GATE_METRIC], result.champion_metric,
-            description=f"holdout {cfg.as_of:%Y-%m-%d}, horizon {cfg.horizon_days} d", store=cfg.store,
+            description=version_description(cfg, result), store=cfg.store, say=say,
         )  # fmt: skip
         result.registered_version = version.version
+        holder = registry.get_alias(MODEL_NAME, registry.CHALLENGER, store=cfg.store)
+        result.challenger_version = None if holder is None else holder.version
     result.seconds = time.perf_counter() - start
     if cfg.metrics_json:
         write_metrics_json(cfg.metrics_json, result)
     return result
 
 
+def version_description(cfg: ValueTrainConfig, result: ValueResult) -> str:
+    """What a registered version is, in a paragraph: the forecast, the sets, the figures."""
+    last_year = result.baselines["last_year_spend"][GATE_METRIC]
+    champion = (
+        ""
+        if result.champion_metric is None
+        else f"; the champion scored {result.champion_metric:.4f} on the same holdout"
+    )
+    return (
+        f"Forecast value model: each customer's net revenue over the {cfg.horizon_days} days after"
+        " the snapshot if they stay (a LightGBM stay classifier and a Tweedie spend regressor on"
+        " buy-till-you-die features). Trained on snapshots at"
+        f" {', '.join(result.as_of_dates['train'])} ({result.rows['train']:,} rows). On the holdout at"
+        f" {result.as_of_dates['holdout'][0]} ({result.rows['holdout']:,} customers) its Spearman rank"
+        f" correlation with the revenue they made is {result.metrics[GATE_METRIC]:.4f}, against"
+        f" {last_year:.4f} for last year's spend{champion}."
+    )
+
+
 def log_run(
-    cfg: ValueTrainConfig, model: ValueModel, result: ValueResult, holdout: pd.DataFrame, fingerprint: str
-) -> tuple[str, str, float | None]:
-    """One MLflow run: parameters, tags, the model's and the baselines' holdout metrics and the
-    pyfunc; with ``register_model`` also the champion's figure on this holdout."""
+    cfg: ValueTrainConfig, model: ValueModel, result: ValueResult, train: pd.DataFrame,
+    holdout: pd.DataFrame, fingerprint: str,
+) -> tuple[str, str, float | None]:  # fmt: skip
+    """One MLflow run: parameters, tags, the sets, the model's and the baselines' holdout metrics and
+    the pyfunc; with ``register_model`` also the champion's figure on this holdout."""
     import mlflow
     from training import registry
 
@@ -459,10 +479,9 @@ def log_run(
             mlflow.log_params({f"{part}_{k}": v for k, v in result.params[part].items()})
         mlflow.log_params({f"as_of_{k}": ",".join(v) for k, v in result.as_of_dates.items()})
         mlflow.log_params({f"rows_{k}": v for k, v in result.rows.items()})
-        mlflow.set_tags(
-            {"feature_set": FEATURE_SET_NAME, "feature_set_version": feature_set_version(),
-             "data_fingerprint": fingerprint, "data_dir": str(Path(cfg.data).resolve())}
-        )  # fmt: skip
+        mlflow.set_tags(tracking.run_tags(cfg.data, fingerprint))
+        tracking.log_dataset(train, "value training snapshots", "training", cfg.data, targets="revenue")
+        tracking.log_dataset(holdout, "value holdout snapshot", "evaluation", cfg.data, targets="revenue")
         mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items()})
         for name, values in result.baselines.items():
             mlflow.log_metrics({f"baseline_{name}_{k}": v for k, v in values.items()})
@@ -471,9 +490,7 @@ def log_run(
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, model.forecast_if_stays(example))
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, signature=signature, input_example=example
-        )
+        info = tracking.log_model(model, REQUIREMENTS, signature=signature, input_example=example)
         champion = _champion_metric(cfg.store, holdout) if cfg.register_model else None
         if champion is not None:
             mlflow.log_metric(f"champion_holdout_{GATE_METRIC}", champion)

@@ -29,6 +29,7 @@ def train_value(
 ) -> None:
     """Train the value model (stay x spend) and its baselines on one holdout; log it to MLflow."""
     from crm import settings
+    from training.registry import registration_note
     from training.value import ValueTrainConfig, run
 
     cfg = job_config(ctx, ValueTrainConfig, store=settings.store())
@@ -46,6 +47,6 @@ def train_value(
     if result.registered_version:
         champ = "none" if result.champion_metric is None else f"{result.champion_metric:.4f}"
         console.print(
-            f"registered value v{result.registered_version} as challenger"
+            f"{registration_note('value', result.registered_version, result.challenger_version)}"
             f" (champion's spearman on this holdout: {champ}); promote with `crm promote value`"
         )

@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from crm.cli import app
 from features.contract import open_validated
+from tests.training.bare import assert_portable, load_in_bare_process
 from training import recommender, recommender_data
+from training.recommender_eval import HEADLINE_METRIC
 from training.registry import CHALLENGER, get_alias, promote
 
 MODELS = ("two_tower", "popularity", "cooccurrence", "als")
@@ -120,8 +122,34 @@ def test_registered_as_challenger_and_gate_compares_on_the_same_holdout(trained,
     )
     info = get_alias("recommender", CHALLENGER, store=store)
     assert info.version == second.registered_version != result.registered_version
+    # the gate compares the figure the summaries headline (Recall@10), not another one
+    assert info.metric_name == HEADLINE_METRIC == f"recall_at_{json.loads(trained[1].read_text())['k']}"
     # the champion was scored again on this run's holdout: the same split and data give its own figure
-    assert info.champion_metric == pytest.approx(result.metrics["two_tower"]["ndcg_at_10"], abs=1e-6)
+    assert info.champion_metric == pytest.approx(result.metrics["two_tower"][HEADLINE_METRIC], abs=1e-6)
+
+
+def test_the_version_is_described_in_prose(trained, store) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(store.tracking)
+    result, _ = trained
+    description = (
+        mlflow.MlflowClient().get_model_version("recommender", result.registered_version).description
+    )
+    assert description.startswith("Two-tower recommender") and "{" not in description
+    assert f"Recall@10 on the {result.rows['test_customers']:,} test customers" in description
+
+
+def test_the_champions_load_where_the_repository_is_not(trained, churn_run, store, tmp_path) -> None:
+    """Code and requirements travel with the models: a process that cannot import this repository
+    loads both champions and scores their input examples."""
+    challenger, champion = (
+        get_alias("recommender", alias, store=store) for alias in (CHALLENGER, "champion")
+    )
+    if champion is None or champion.version != challenger.version:
+        promote("recommender", force=True, store=store)
+    for uri, needs in (("models:/churn@champion", "lightgbm"), ("models:/recommender@champion", "faiss-cpu")):
+        assert_portable(load_in_bare_process(uri, store.tracking, tmp_path), needs)
 
 
 def test_owned_items_never_recommended(served) -> None:

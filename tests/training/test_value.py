@@ -16,6 +16,7 @@ from features.contract import open_validated
 from features.errors import UserError
 from features.snapshot import build_snapshot
 from serving.value_model import BgNbd, GammaGamma, ValueModel
+from tests.training.bare import assert_portable, load_in_bare_process
 from training.btyd import bgnbd_log_likelihood, fit_bgnbd, fit_gamma_gamma, gamma_gamma_log_likelihood
 from training.value import ValueTrainConfig, run, schedule, value_metrics
 
@@ -216,6 +217,20 @@ def test_promote_value_is_a_known_model(value_run, store):
     from training.registry import get_alias
 
     assert get_alias("value", "champion", store=store).version == value_run.registered_version
+
+
+def test_the_value_champion_loads_where_the_repository_is_not(value_run, store, tmp_path: Path):
+    assert_portable(
+        load_in_bare_process("models:/value@champion", store.tracking, tmp_path), "lightgbm", "scipy"
+    )
+
+
+def test_the_value_version_is_described_in_prose(value_run, store):
+    mlflow.set_tracking_uri(store.tracking)
+    version = mlflow.MlflowClient().get_model_version("value", value_run.registered_version)
+    assert version.description.startswith("Forecast value model") and "{" not in version.description
+    assert f"is {value_run.metrics['spearman']:.4f}" in version.description
+    assert version.tags["holdout_metric"] == "spearman"
 
 
 def test_too_short_a_history_is_a_clear_error():
