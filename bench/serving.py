@@ -341,9 +341,11 @@ def crm_server(name: str, store_env: dict, fast_lane: bool) -> Server:
     from crm.commands.serve import serve_command
 
     port = free_port()
-    extra = {**store_env, "CRM_FAST_LANE": "1" if fast_lane else "0", "CRM_API_TOKEN": ""}
+    extra = {**store_env, "CRM_FAST_LANE": "1" if fast_lane else "0"}
     cmd, env = serve_command(port)
-    return Server(name, cmd, _env({**env, **extra}), port, ("GET", "/readyz"))
+    env = _env({**env, **extra})
+    env.pop("CRM_API_TOKEN", None)  # no token
+    return Server(name, cmd, env, port, ("GET", "/readyz"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The input contract as code: table specs, readers and validation.
 
-A data directory holds up to three tables (``events`` required, ``customers`` and ``items``
-optional), each a Parquet file, a CSV file, or a folder of either. Validation runs in DuckDB:
+A data directory holds up to four tables (``events`` required, ``customers``, ``items`` and
+``campaigns`` optional), each a Parquet file, a CSV file, or a folder of either. Validation runs in DuckDB:
 
-- fatal problems (missing table or column, unreadable file, a value that cannot be cast to the
-  column's type) raise :class:`ContractError` with one sentence naming file, column and
-  expectation;
+- fatal problems (missing table or column, unreadable file, an events table without rows, a
+  value that cannot be cast to the column's type: ``1.5`` is not an integer) raise
+  :class:`ContractError` with one sentence naming file, column and expectation;
 - bad rows are set aside in ``DIR/rejects/<table>.parquet`` with a ``reason`` column, and the
   clean rows are written to ``DIR/validated/<table>.parquet``, which every later stage reads
   through :func:`open_validated`.
@@ -22,15 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 
 from features.errors import UserError
-from features.vocab import CHANNELS, EVENT_TYPES, ITEM_EVENT_TYPES, MEMBER_TIERS
+from features.vocab import CAMPAIGN_ARMS, CHANNELS, EVENT_TYPES, ITEM_EVENT_TYPES, MEMBER_TIERS
 
 CONTRACT_VERSION = "1"
 
 REJECT_REASONS = {
     "events": (
         "null_customer_id",
+        "control_character_in_id",
         "bad_timestamp",
         "future_timestamp",
         "unknown_event_type",
@@ -39,8 +42,24 @@ REJECT_REASONS = {
         "unknown_channel",
         "duplicate",
     ),
-    "customers": ("null_customer_id", "unknown_member_tier", "duplicate_customer_id"),
-    "items": ("null_item_id", "negative_price", "duplicate_item_id"),
+    "customers": (
+        "null_customer_id",
+        "control_character_in_id",
+        "unknown_member_tier",
+        "duplicate_customer_id",
+    ),
+    "items": ("null_item_id", "control_character_in_id", "negative_price", "duplicate_item_id"),
+    "campaigns": (
+        "null_customer_id",
+        "null_campaign_id",
+        "bad_timestamp",
+        "future_timestamp",
+        "unknown_arm",
+        "missing_offer",
+        "unknown_channel",
+        "negative_cost",
+        "duplicate_assignment",
+    ),
 }
 
 
@@ -99,7 +118,21 @@ ITEMS = TableSpec(
         Column("active", "BOOLEAN"),
     ),
 )
-TABLES: dict[str, TableSpec] = {t.name: t for t in (EVENTS, CUSTOMERS, ITEMS)}
+# One row per customer drawn into a randomised campaign: the arm (treatment gets the offer, control
+# is held out), the offer, its channel and its cost for this customer (0 for the control arm).
+CAMPAIGNS = TableSpec(
+    "campaigns",
+    (
+        Column("customer_id", "VARCHAR", required=True),
+        Column("campaign_id", "VARCHAR", required=True),
+        Column("ts", "TIMESTAMP", required=True),
+        Column("arm", "VARCHAR", required=True, allowed=CAMPAIGN_ARMS),
+        Column("offer", "VARCHAR", required=True),
+        Column("channel", "VARCHAR", allowed=CHANNELS),
+        Column("cost", "DOUBLE"),
+    ),
+)
+TABLES: dict[str, TableSpec] = {t.name: t for t in (EVENTS, CUSTOMERS, ITEMS, CAMPAIGNS)}
 
 
 class ContractError(UserError):
@@ -170,8 +203,14 @@ def find_table_files(data_dir: Path, table: str) -> tuple[str, list[Path]] | Non
     return None
 
 
-def _sql_str(value: str | Path) -> str:
+def sql_string(value: str | Path) -> str:
+    """``value`` (a path, say) as a SQL string literal: in quotes, its own quotes doubled."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+_sql_str = sql_string  # its name inside this module
+# An id holding a control character (a NUL byte, a tab, a line break) is a broken export, not an id.
+CONTROL_CHARACTER = r"'[\x00-\x1f\x7f]'"
 
 
 def _reader_sql(fmt: str, files: list[Path]) -> str:
@@ -201,6 +240,11 @@ def _connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up as validation needs it (UTC, no progress bar)."""
+    return _connect(memory_limit)
+
+
 def _typed_column_sql(col: Column, present: dict[str, str]) -> str:
     """An expression that casts the raw column to the contract type (NULL when absent)."""
     raw = present.get(col.name)
@@ -218,7 +262,11 @@ def _typed_column_sql(col: Column, present: dict[str, str]) -> str:
         return f"lower({expr})" if col.allowed else expr
     if col.sql_type == "BOOLEAN":
         return f"TRY_CAST(NULLIF(trim(CAST({ident} AS VARCHAR)), '') AS BOOLEAN)"
-    return f"TRY_CAST(NULLIF(trim(CAST({ident} AS VARCHAR)), '') AS {col.sql_type})"
+    text = f"NULLIF(trim(CAST({ident} AS VARCHAR)), '')"
+    if col.sql_type == "BIGINT":  # a cast would round 1.5 to 2: a fraction is not an integer
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        return f"CASE WHEN {number} = floor({number}) THEN TRY_CAST({text} AS BIGINT) END"
+    return f"TRY_CAST({text} AS {col.sql_type})"
 
 
 def _check_casts(
@@ -261,6 +309,8 @@ def _events_reason_sql(reference_ts: str) -> str:
     return f"""
         CASE
           WHEN customer_id IS NULL THEN 'null_customer_id'
+          WHEN regexp_matches(customer_id, {CONTROL_CHARACTER})
+            OR regexp_matches(item_id, {CONTROL_CHARACTER}) THEN 'control_character_in_id'
           WHEN ts IS NULL THEN 'bad_timestamp'
           WHEN ts > TIMESTAMP {_sql_str(reference_ts)} THEN 'future_timestamp'
           WHEN event_type IS NULL OR event_type NOT IN {_enum_list(EVENT_TYPES)}
@@ -268,6 +318,21 @@ def _events_reason_sql(reference_ts: str) -> str:
           WHEN event_type IN {_enum_list(ITEM_EVENT_TYPES)} AND item_id IS NULL THEN 'missing_item'
           WHEN quantity < 0 THEN 'negative_quantity'
           WHEN channel IS NOT NULL AND channel NOT IN {_enum_list(CHANNELS)} THEN 'unknown_channel'
+        END"""
+
+
+def _campaigns_reason_sql(reference_ts: str) -> str:
+    """A campaign row is set aside without its ids, a valid time, a known arm or an offer."""
+    return f"""
+        CASE
+          WHEN customer_id IS NULL THEN 'null_customer_id'
+          WHEN campaign_id IS NULL THEN 'null_campaign_id'
+          WHEN ts IS NULL THEN 'bad_timestamp'
+          WHEN ts > TIMESTAMP {_sql_str(reference_ts)} THEN 'future_timestamp'
+          WHEN arm IS NULL OR arm NOT IN {_enum_list(CAMPAIGN_ARMS)} THEN 'unknown_arm'
+          WHEN offer IS NULL THEN 'missing_offer'
+          WHEN channel IS NOT NULL AND channel NOT IN {_enum_list(CHANNELS)} THEN 'unknown_channel'
+          WHEN cost < 0 THEN 'negative_cost'
         END"""
 
 
@@ -279,13 +344,17 @@ def _row_reason_sql(table: str, reference_ts: str) -> tuple[str, list[str], str]
         reason = f"""
         CASE
           WHEN customer_id IS NULL THEN 'null_customer_id'
+          WHEN regexp_matches(customer_id, {CONTROL_CHARACTER}) THEN 'control_character_in_id'
           WHEN member_tier IS NOT NULL AND member_tier NOT IN {_enum_list(MEMBER_TIERS)}
             THEN 'unknown_member_tier'
         END"""
         return reason, ["customer_id"], "duplicate_customer_id"
-    reason = """
+    if table == "campaigns":
+        return _campaigns_reason_sql(reference_ts), ["campaign_id", "customer_id"], "duplicate_assignment"
+    reason = f"""
         CASE
           WHEN item_id IS NULL THEN 'null_item_id'
+          WHEN regexp_matches(item_id, {CONTROL_CHARACTER}) THEN 'control_character_in_id'
           WHEN price < 0 THEN 'negative_price'
         END"""
     return reason, ["item_id"], "duplicate_item_id"
@@ -328,14 +397,18 @@ def _create_checked(
     present: dict[str, str],
     reference_ts: str,
     where: str,
+    carry: tuple[str, ...] = (),
 ) -> list[str]:
     """The temporary table ``_checked``: typed rows with the reason each is set aside (or NULL).
 
-    Returns the duplicate key columns.
+    ``carry``: source columns kept as they are beside the typed ones; of exact duplicates, the
+    first in the order of ``carry[0]`` is kept. Returns the duplicate key columns.
     """
-    typed = ", ".join(f"{_typed_column_sql(c, present)} AS {c.name}" for c in spec.columns)
+    typed = ", ".join(
+        [*(f"{_typed_column_sql(c, present)} AS {c.name}" for c in spec.columns), *(f'"{c}"' for c in carry)]
+    )
     reason, dup_keys, dup_reason = _row_reason_sql(spec.name, reference_ts)
-    dup_partition = ", ".join(dup_keys)
+    dup_partition = ", ".join(dup_keys) + (f' ORDER BY "{carry[0]}"' if carry else "")
     try:
         con.execute(
             f"""
@@ -353,6 +426,24 @@ def _create_checked(
         first_line = str(exc).strip().splitlines()[0]
         raise ContractError(f"Cannot read {where}: {first_line}.") from None
     return dup_keys
+
+
+def check_relation(
+    con: duckdb.DuckDBPyConnection,
+    source_sql: str,
+    spec: TableSpec,
+    reference_ts: str,
+    where: str,
+    carry: tuple[str, ...] = (),
+) -> list[str]:
+    """Check the rows of ``source_sql`` (files or a registered frame) against ``spec`` into the
+    temporary table ``_checked``; stop on a missing column or a value that cannot be cast.
+
+    The one implementation of the row rules: ``crm data validate`` runs it over a table's files,
+    :func:`check_rows` over posted events. Returns the duplicate key columns.
+    """
+    present = _check_columns(con, source_sql, spec, where)
+    return _create_checked(con, source_sql, spec, present, reference_ts, where, carry)
 
 
 def _write_checked(
@@ -391,9 +482,12 @@ def _validate_table(
     if source is None:
         return None
     source_sql, where = source
-    present = _check_columns(con, source_sql, spec, where)
-    dup_keys = _create_checked(con, source_sql, spec, present, reference_ts, where)
-    order = "customer_id, ts" if spec.name == "events" else dup_keys[0]
+    dup_keys = check_relation(con, source_sql, spec, reference_ts, where)
+    if spec.required and con.execute("SELECT count(*) FROM _checked").fetchone()[0] == 0:
+        raise ContractError(
+            f"{where} has no rows (a header only?): the {spec.name} table needs at least one row."
+        )
+    order = {"events": "customer_id, ts", "campaigns": "campaign_id, customer_id"}.get(spec.name, dup_keys[0])
     rows_in, counts = _write_checked(con, spec, order, validated_dir, rejects_dir)
     return TableReport(
         table=spec.name,
@@ -406,6 +500,49 @@ def _validate_table(
 
 # ---------------------------------------------------------------------------------------------
 # the public entry points
+
+
+ROW = "_row"  # the position of a checked row in its batch
+
+
+@dataclass
+class RowCheck:
+    """A checked batch: the clean rows (typed as the contract says) and the rejected ones with a
+    ``reason``, both indexed by their position in the batch and with its extra columns."""
+
+    clean: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def check_rows(
+    rows: pd.DataFrame,
+    spec: TableSpec | None = None,
+    reference_time: datetime | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    where: str = "the posted events",
+) -> RowCheck:
+    """Check a batch of rows (default: events) by the rules ``crm data validate`` applies to files.
+
+    Columns beyond the contract's (an ``event_id``) are carried along unchecked. Raises
+    :class:`ContractError` when a contract column is missing or holds a value of the wrong type.
+    ``con``: a connection from :func:`connect` to reuse (opening one costs more than checking a
+    small batch); its time zone must stay UTC, which is how ISO 8601 offsets are read for files.
+    """
+    spec = spec or EVENTS
+    con = con if con is not None else _connect()
+    extra = tuple(c for c in rows.columns if c not in spec.column_names and c != ROW)
+    # as Arrow: DuckDB scans it faster than a pandas frame, and each check is a scan
+    batch = pa.Table.from_pandas(rows.assign(**{ROW: range(len(rows))}), preserve_index=False)
+    con.register("_rows", batch)
+    try:
+        check_relation(con, "_rows", spec, _reference_ts(reference_time), where, carry=(ROW, *extra))
+        checked = con.execute(f"SELECT * FROM _checked ORDER BY {ROW}").df().set_index(ROW)
+        con.execute("DROP TABLE _checked")
+    finally:
+        con.unregister("_rows")
+    checked.index.name = None
+    bad = checked["reason"].notna()
+    return RowCheck(clean=checked.loc[~bad].drop(columns="reason"), rejected=checked.loc[bad])
 
 
 def input_fingerprint(data_dir: Path) -> str:
@@ -463,7 +600,7 @@ def _reference_ts(reference_time: datetime | None) -> str:
     ref = reference_time or datetime.now(UTC)
     if ref.tzinfo is not None:
         ref = ref.astimezone(UTC).replace(tzinfo=None)
-    return ref.strftime("%Y-%m-%d %H:%M:%S")
+    return ref.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _validate_fresh(
@@ -524,10 +661,12 @@ def open_validated(
     max_reject_share: float = 0.05,
     memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with views ``events``, ``customers`` and ``items`` over clean data.
+    """A DuckDB connection with views ``events``, ``customers``, ``items`` and ``campaigns`` over clean data.
 
     Validates first when ``validated/`` is missing or older than the input files. Absent
     optional tables are empty views with the contract's columns, so feature SQL never branches.
+    ``events`` also holds the events of ``DATA/eventlog.sqlite`` not yet compacted into the folder
+    (:func:`features.eventlog.with_event_log`), so batch jobs see what the service accepted.
     """
     data_dir = Path(data_dir)
     validate(data_dir, max_reject_share=max_reject_share, memory_limit=memory_limit)
@@ -536,7 +675,12 @@ def open_validated(
     for spec in TABLES.values():
         path = data_dir / "validated" / f"{spec.name}.parquet"
         if path.is_file():
-            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS SELECT * FROM read_parquet({_sql_str(path)})")
+            source = f"SELECT * FROM read_parquet({_sql_str(path)})"
+            if spec is EVENTS:  # and what the event log accepted since its last compaction
+                from features.eventlog import with_event_log
+
+                source = with_event_log(con, data_dir, source)
+            con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS {source}")
         else:
             con.execute(f"CREATE OR REPLACE VIEW {spec.name} AS {empty_table_sql(spec)}")
     return con

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.contract import input_fingerprint, open_validated
+from features.contract import input_fingerprint, open_validated, sql_string
 from features.errors import UserError
 from features.families import DUCKDB, FEATURE_SET_NAME, feature_set_version
 from features.query import as_datetime
@@ -46,7 +46,7 @@ def build_online_snapshot(
     tmp.mkdir(parents=True)
     build_snapshot(con, t).to_parquet(tmp / "snapshot.parquet", index=False)
     for name, query in _lookups_sql(t, tmp).items():  # in order: recent reads owned
-        con.execute(f"COPY ({query}) TO '{tmp / name}' (FORMAT parquet)")
+        con.execute(f"COPY ({query}) TO {sql_string(tmp / name)} (FORMAT parquet)")
     manifest = {
         "feature_set": FEATURE_SET_NAME,
         "version": feature_set_version(),
@@ -70,7 +70,7 @@ def _lookups_sql(t: datetime, folder: Path) -> dict[str, str]:
         "recent.parquet": f"""SELECT customer_id, item_id, last_ts, rank FROM (
               SELECT customer_id, item_id, last_ts,
                      row_number() OVER (PARTITION BY customer_id ORDER BY last_ts DESC, item_id) AS rank
-              FROM read_parquet('{folder / "owned.parquet"}'))
+              FROM read_parquet({sql_string(folder / "owned.parquet")}))
             WHERE rank <= {RECENT_ITEMS} ORDER BY customer_id, rank""",
         "items.parquet": f"""SELECT i.*, coalesce(p.purchases, 0) AS purchases_recent FROM items i
             LEFT JOIN (SELECT item_id, count(*) AS purchases FROM events

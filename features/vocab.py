@@ -23,8 +23,14 @@ EVENT_TYPES = (
     "service_ticket",
     "coupon_redeem",
     "push_open",
+    "push_sent",
+    "ad_impression",
+    "ad_click",
 )
 ITEM_EVENT_TYPES = ("view", "add_to_cart")  # events that must name an item
+# Marketing exposures: what the brand sent or showed a customer (with its channel and, where there
+# is one, the item), not what the customer did; no engagement or activity count includes them.
+EXPOSURE_EVENT_TYPES = ("push_sent", "ad_impression", "ad_click")
 # Events that show a customer engaging with the brand (not only buying).
 ENGAGED_EVENT_TYPES = ("app_open", "view", "community_post", "push_open", "add_to_cart")
 
@@ -35,6 +41,15 @@ MemberTier = Literal["standard", "silver", "gold", "platinum"]
 MEMBER_TIERS: tuple[str, ...] = get_args(MemberTier)  # lowest first: the rank is the position
 TIER_RANK = {tier: rank for rank, tier in enumerate(MEMBER_TIERS)}
 UNKNOWN_TIER = "unknown"  # what the snapshot says of a customer without a tier
+
+# Randomised campaigns (the optional campaigns table): each customer of a campaign's audience is
+# drawn into the treatment arm (gets the offer) or the control arm (held out, to measure it).
+CampaignArm = Literal["treatment", "control"]
+CAMPAIGN_ARMS: tuple[str, ...] = get_args(CampaignArm)
+TREATMENT, CONTROL = CAMPAIGN_ARMS
+# The retention offers the brand sends (the contract keeps ``offer`` free text; these are its own).
+Offer = Literal["coupon", "upgrade_offer", "service_call", "bundle", "push"]
+OFFERS: tuple[str, ...] = get_args(Offer)
 
 # The brand's categories (the contract keeps ``category`` free text; these are the ones it uses).
 CATEGORIES = ("phone", "smart_home", "wearable", "tv", "laptop", "accessory", "other")
@@ -62,7 +77,7 @@ ENGINES: tuple[str, ...] = get_args(Engine)
 Dataset = Literal["cdnow", "movielens-100k"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
 
-ModelName = Literal["churn", "recommender", "value"]
+ModelName = Literal["churn", "recommender", "value", "uplift"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 # -- churn labels and lifecycle stages ---------------------------------------------------------------

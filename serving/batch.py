@@ -17,8 +17,11 @@ from features.store import Store
 from features.vocab import ChurnSort, LifecycleStage
 from serving.filters import BusinessFilters
 from serving.pyfunc import RecommenderModel
+from serving.schemas import MAX_K
 
 if TYPE_CHECKING:
+    from features.online import OnlineSnapshot
+    from serving.churn_scoring import ChurnModel
     from serving.value_model import ValueModel
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
@@ -104,8 +107,8 @@ def batch_recommend(cfg: BatchRecommendConfig) -> BatchRecommendResult:
     """
     start = time.perf_counter()
     _check_output(cfg.out)
-    if not 1 <= cfg.k <= 1000:
-        raise UserError(f"k must lie between 1 and 1000, got {cfg.k}.")
+    if not 1 <= cfg.k <= MAX_K:
+        raise UserError(f"k must lie between 1 and {MAX_K} (the API's limit), got {cfg.k}.")
     ids = read_audience(cfg.customers)
     retrieval = load_served_model(cfg.model_uri, cfg.store).retrieval
     filters = BusinessFilters(True, True, cfg.categories, cfg.exclude_categories)
@@ -133,8 +136,8 @@ def batch_recommend(cfg: BatchRecommendConfig) -> BatchRecommendResult:
 # the ranked churn list
 
 
-class ChurnListConfig(BaseModel):
-    """What ``crm churn-list`` (and the demo's churn-list step) does."""
+class ListConfig(BaseModel):
+    """What both customer lists share: the snapshot, the segment, the models, the output."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -145,12 +148,17 @@ class ChurnListConfig(BaseModel):
     tiers: list[str] | None = None
     regions: list[str] | None = None
     owns: list[str] | None = None
-    stages: list[LifecycleStage] | None = None  # None: every lifecycle stage but lapsed
-    sort: ChurnSort = "expected_loss"
     model_uri: str = "models:/churn@champion"
     # the forecast that values each customer; without a registered value model, past-year revenue
     value_model_uri: str | None = "models:/value@champion"
     store: Store = Field(default_factory=Store)
+
+
+class ChurnListConfig(ListConfig):
+    """What ``crm churn-list`` (and the demo's churn-list step) does."""
+
+    stages: list[LifecycleStage] | None = None  # None: every lifecycle stage but lapsed
+    sort: ChurnSort = "expected_loss"
 
 
 @dataclass
@@ -180,14 +188,9 @@ def load_value_model(model_uri: str | None, store: Store) -> tuple[ValueModel | 
 
 def write_churn_list(cfg: ChurnListConfig) -> ChurnListResult:
     """Score the online snapshot with the churn model and write the ranked list (atomically)."""
-    from features.online import load_online_snapshot
     from serving.churn_scoring import churn_list
 
-    _check_output(cfg.out)
-    _use_store(cfg.store)
-    online = load_online_snapshot(cfg.snapshot)
-    model = _load_churn_model(cfg.model_uri)
-    value_model, value_uri = load_value_model(cfg.value_model_uri, cfg.store)
+    online, model, value_model, value_uri = _list_inputs(cfg)
     ranked = churn_list(
         model, online.snapshot.reset_index(drop=True), min_probability=cfg.min_probability, limit=cfg.top,
         sort=cfg.sort, tiers=cfg.tiers, regions=cfg.regions, owns=cfg.owns, stages=cfg.stages,
@@ -210,7 +213,17 @@ def write_list(ranked: pd.DataFrame, out: Path) -> None:
     tmp.replace(out)  # a reader never sees half a list
 
 
-def _load_churn_model(model_uri: str):
+def _list_inputs(cfg: ListConfig) -> tuple[OnlineSnapshot, ChurnModel, ValueModel | None, str | None]:
+    """The online snapshot, the churn model and the value model (with its pinned URI) of a list."""
+    from features.online import load_online_snapshot
+
+    _check_output(cfg.out)
+    _use_store(cfg.store)
+    online = load_online_snapshot(cfg.snapshot)
+    return (online, _load_churn_model(cfg.model_uri), *load_value_model(cfg.value_model_uri, cfg.store))
+
+
+def _load_churn_model(model_uri: str) -> ChurnModel:
     import mlflow.pyfunc
 
     try:
@@ -223,21 +236,9 @@ def _load_churn_model(model_uri: str):
 # the win-back list
 
 
-class WinbackListConfig(BaseModel):
-    """What ``crm winback-list`` does."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    out: Path
-    snapshot: Path  # the online snapshot folder
-    top: int = Field(1000, ge=1)
-    min_probability: float = Field(0.0, ge=0.0, le=1.0)  # of coming back
-    tiers: list[str] | None = None
-    regions: list[str] | None = None
-    owns: list[str] | None = None
-    model_uri: str = "models:/churn@champion"  # the reasons and actions
-    value_model_uri: str = "models:/value@champion"  # the return probability and the value
-    store: Store = Field(default_factory=Store)
+class WinbackListConfig(ListConfig):
+    """What ``crm winback-list`` does: ``min_probability`` is the chance of coming back, the value
+    model gives it and the value, the churn model the reasons and actions."""
 
 
 @dataclass
@@ -250,14 +251,9 @@ class WinbackListResult:
 
 def write_winback_list(cfg: WinbackListConfig) -> WinbackListResult:
     """Rank the snapshot's lapsed customers by return probability x forecast value and write the list."""
-    from features.online import load_online_snapshot
     from serving.churn_scoring import winback_list
 
-    _check_output(cfg.out)
-    _use_store(cfg.store)
-    online = load_online_snapshot(cfg.snapshot)
-    model = _load_churn_model(cfg.model_uri)
-    value_model, value_uri = load_value_model(cfg.value_model_uri, cfg.store)
+    online, model, value_model, value_uri = _list_inputs(cfg)
     if value_model is None:
         raise UserError(
             f"The win-back list needs a value model and there is none at {cfg.value_model_uri}:"
@@ -308,4 +304,3 @@ def score_lists(
         lapsed = frame[frame["lifecycle_stage"] == "lapsed"]
         winback = winback_list(model, lapsed, value_model, limit=max(len(lapsed), 1), with_reasons=False)
     return ScoredLists(scored, winback, value_uri)
-

@@ -187,7 +187,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
             for name, value, contribution in pick_reasons(candidates, top):
                 feature = declared.get(name, (None, None))[1]
                 text = reason_phrase(name, value) or (feature.say(value) if feature else name)
-                row.append({"feature": name, "value": value, "text": text, "contribution": round(contribution, 4)})
+                row.append(
+                    {"feature": name, "value": value, "text": text, "contribution": round(contribution, 4)}
+                )
             result.append(row)
         return result
 
@@ -348,7 +350,9 @@ def rank_winback(table: pd.DataFrame, min_probability: float, limit: int) -> pd.
     value an offer can win back: ``winback_value = return_probability x customer_value``."""
     table = table[table["return_probability"] >= min_probability]
     table = table.assign(winback_value=table["return_probability"] * table["customer_value"])
-    return table.sort_values(["winback_value", "customer_id"], ascending=[False, True], kind="stable").head(limit)
+    return table.sort_values(["winback_value", "customer_id"], ascending=[False, True], kind="stable").head(
+        limit
+    )
 
 
 def winback_list(

@@ -3,7 +3,8 @@ these rules from here: exclude owned items, inactive items, and category allow/d
 
 :class:`MaskCache` remembers, for a bounded number of filter settings, the items they allow and what
 a caller builds from that set (the retrieval's FAISS sub-index), so a request pays for neither
-again; a client sending ever new category lists cannot make it grow without bound.
+again; a client sending ever new category lists cannot make it grow without bound. A category the
+catalogue does not have is an error, not an empty answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from features.errors import UserError
 from serving.bundle import ItemLists
 
 MASK_CACHE_SIZE = 64  # filter settings remembered; each sub-index holds a copy of its item vectors
@@ -67,12 +69,18 @@ class MaskCache:
 
     def __init__(self, category: np.ndarray, active: np.ndarray, capacity: int = MASK_CACHE_SIZE) -> None:
         self.category, self.active, self.capacity = category, active, capacity
+        self.known_categories = sorted({str(c) for c in category})
         self._masks: OrderedDict[Hashable, ItemMask] = OrderedDict()
         self._built: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = threading.Lock()
 
+    def sizes(self) -> tuple[int, int]:
+        """(filter settings, builds) held now; neither passes ``capacity``."""
+        with self._lock:
+            return len(self._masks), len(self._built)
+
     def mask(self, filters: BusinessFilters) -> ItemMask:
-        """The items ``filters`` allow."""
+        """The items ``filters`` allow; an allowed category the catalogue lacks is a :class:`UserError`."""
         return self._get(self._masks, filters.item_key(), lambda: self._make_mask(filters))
 
     def built(self, mask: ItemMask, build: Callable[[np.ndarray], T]) -> T:
@@ -80,6 +88,12 @@ class MaskCache:
         return self._get(self._built, mask.key, lambda: build(mask.allowed))
 
     def _make_mask(self, filters: BusinessFilters) -> ItemMask:
+        for category in filters.categories or ():  # unknown ones are never cached: checked each time
+            if category not in self.known_categories:
+                raise UserError(
+                    f"Unknown category {category!r} in categories: expected one of"
+                    f" {', '.join(self.known_categories)}."
+                )
         allowed = filters.item_mask(self.category, self.active)
         return ItemMask(allowed, np.packbits(allowed).tobytes())
 

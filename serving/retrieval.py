@@ -41,6 +41,7 @@ from serving.filters import BusinessFilters, ItemMask, MaskCache, drop_excluded
 
 if TYPE_CHECKING:
     from features.online import OnlineSnapshot
+    from serving.live import LiveOverlay
 
 CHUNK = 8192  # customers per search block: bounds memory at CHUNK x candidates
 QUERY_BLOCK = 8 * CHUNK  # customers per block of query vectors
@@ -130,10 +131,11 @@ class Retrieval:
         )
 
     def fresh_lists(
-        self, customer_ids: Sequence[str], snapshot: OnlineSnapshot
+        self, customer_ids: Sequence[str], snapshot: OnlineSnapshot, live: LiveOverlay | None = None
     ) -> tuple[np.ndarray, ItemLists, ItemLists]:
         """Rows, recent and owned items of each customer: the online snapshot's lists for the
-        customers it knows (it is fresher than the training data), the bundle's for the others."""
+        customers it knows (it is fresher than the training data), the bundle's for the others;
+        with ``live``, what the event log says they bought since merged in (freshest of all)."""
         b, rows = self.bundle, [self.customer_row.get(c, -1) for c in customer_ids]
         recent, owned = [], []
         for c, r in zip(customer_ids, rows, strict=True):
@@ -146,6 +148,9 @@ class Retrieval:
             else:
                 recent.append(NO_ITEMS)
                 owned.append(NO_ITEMS)
+            fresh = live.get(c) if live is not None else None
+            if fresh is not None:
+                recent[-1], owned[-1] = fresh.merge(recent[-1], owned[-1], self.item_positions)
         return np.array(rows, dtype=np.int64), ItemLists.from_lists(recent), ItemLists.from_lists(owned)
 
     # --- the customer tower --------------------------------------------------------------------
@@ -240,18 +245,22 @@ class Retrieval:
         owned: ItemLists,
         k: int = 10,
         filters: BusinessFilters | None = None,
+        blocked: ItemLists | None = None,
     ) -> Recommendations:
         """Top-``k`` item positions and scores for the customers at bundle ``rows`` (-1 unknown).
 
         ``recent`` (newest first) feeds the customer tower; with ``filters.exclude_owned`` neither
         ``owned`` nor ``recent`` items are offered: what was just bought counts as owned. An
         unknown customer with no recent items gets the popularity ranking (``fallback``).
+        ``blocked`` items (asked to be left out, pushed lately) are never offered.
         """
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
         filters = filters or BusinessFilters()
         n = len(rows)
         excluded = owned.union(recent) if filters.exclude_owned else ItemLists.empty(n)
+        if blocked is not None:
+            excluded = excluded.union(blocked)
         mask = self.masks.mask(filters)
         fallback = (rows < 0) & (recent.lengths() == 0)
         items = np.full((n, k), -1, dtype=np.int64)

@@ -1,8 +1,9 @@
 """Request and response models of the service, and the limits they enforce.
 
-The hot endpoints' request models serve both the typed API and the fast lane (see
-:mod:`serving.http`); the response models document the answers in the OpenAPI document, while the
-endpoints write the same JSON directly.
+Every endpoint takes one request model: unknown fields are refused and values are taken as JSON
+gives them (``"5"`` is not an integer, ``1`` is not a boolean). The hot endpoints' models serve
+both the typed API and the fast lane (see :mod:`serving.http`); the response models document the
+answers in the OpenAPI document, while the endpoints write the same JSON directly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.vocab import LIFECYCLE_STAGES, MEMBER_TIERS, UNKNOWN_TIER, LifecycleStage
+from features.vocab import LIFECYCLE_STAGES, MEMBER_TIERS, UNKNOWN_TIER, ChurnSort, LifecycleStage
 
 MAX_K = 100
 MAX_BATCH = 10_000
@@ -23,6 +24,11 @@ Category = Annotated[str, Field(min_length=1, max_length=100)]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="List length, 1-100.")]
 CustomerIds = Annotated[list[CustomerId], Field(min_length=1, max_length=MAX_BATCH)]
 Categories = Annotated[list[Category], Field(max_length=50)]
+ItemId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+ExcludeItems = Annotated[
+    list[ItemId], Field(max_length=1000, description="Items never to offer in this answer.")
+]
+EventText = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 
 # the /churn_list parameters
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -37,22 +43,95 @@ Stages = Annotated[
 
 
 # ---------------------------------------------------------------------------------------------
-# request models of the hot endpoints
+# request models
+
+
+def request_config(example: dict) -> ConfigDict:
+    """A request body's config: unknown fields refused, no coercion, and the example the OpenAPI
+    page shows."""
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": example})
 
 
 class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = request_config({"customer_id": "C0000001", "k": 5, "categories": ["phone", "wearable"]})
 
     customer_id: CustomerId
+    k: K = 10
+    exclude_owned: bool = True
+    categories: Categories | None = None
+    exclude_items: ExcludeItems | None = None
+
+
+class RecommendBatchRequest(BaseModel):
+    model_config = request_config({"customer_ids": ["C0000001", "C0000002", "someone-new"], "k": 3})
+
+    customer_ids: CustomerIds
     k: K = 10
     exclude_owned: bool = True
     categories: Categories | None = None
 
 
 class ChurnScoreRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = request_config({"customer_ids": ["C0000001", "C0000002"]})
 
     customer_ids: CustomerIds
+
+
+class ChurnListRequest(BaseModel):
+    model_config = request_config(
+        {"min_probability": 0.5, "tiers": ["gold", "platinum"], "owns": ["phone"], "limit": 20}
+    )
+
+    min_probability: Probability = 0.0
+    tiers: Tiers | None = None
+    regions: Regions | None = None
+    owns: Owns | None = None
+    limit: Limit = 100
+    sort: ChurnSort = "expected_loss"
+    stages: Stages | None = None
+
+
+class WinbackListRequest(BaseModel):
+    model_config = request_config({"min_probability": 0.3, "tiers": ["gold", "platinum"], "limit": 20})
+
+    min_probability: Probability = 0.0  # of coming back
+    tiers: Tiers | None = None
+    regions: Regions | None = None
+    owns: Owns | None = None
+    limit: Limit = 100
+
+
+class PostedEvent(BaseModel):
+    """One event of the input contract; a missing or bad value is a rejected row, not a 400."""
+
+    model_config = request_config(
+        {"customer_id": "C0000001", "ts": "2025-12-30T10:15:00Z", "event_type": "purchase",
+         "item_id": "I00042", "quantity": 1, "amount": 699.0, "channel": "app", "event_id": "app-7f3a"}
+    )  # fmt: skip
+
+    customer_id: EventText | None = None
+    ts: EventText | None = Field(None, description="ISO 8601; without an offset it is UTC.")
+    event_type: EventText | None = None
+    item_id: EventText | None = None
+    quantity: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None  # the contract's BIGINT
+    amount: float | None = None
+    channel: EventText | None = None
+    event_id: CustomerId | None = Field(None, description="Makes a retry idempotent.")
+
+
+class EventsRequest(BaseModel):
+    model_config = request_config(
+        {"events": [{"customer_id": "C0000001", "ts": "2025-12-30T10:15:00Z", "event_type": "purchase",
+                     "item_id": "I00042", "event_id": "app-7f3a"}]}
+    )  # fmt: skip
+
+    events: Annotated[list[PostedEvent], Field(max_length=MAX_BATCH)]
+
+
+class NoParameters(BaseModel):
+    """The body of /info and /reload: nothing, or an empty object."""
+
+    model_config = request_config({})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,9 +202,15 @@ class ChurnListResponse(BaseModel):
 class WinbackListEntry(BaseModel):
     rank: int
     customer_id: str
-    return_probability: float = Field(description="Chance of being active again within the value model's horizon.")
-    customer_value: float = Field(description="Forecast net revenue of the next 12 months if the customer returns.")
-    winback_value: float = Field(description="return_probability x customer_value: what the list is ranked by.")
+    return_probability: float = Field(
+        description="Chance of being active again within the value model's horizon."
+    )
+    customer_value: float = Field(
+        description="Forecast net revenue of the next 12 months if the customer returns."
+    )
+    winback_value: float = Field(
+        description="return_probability x customer_value: what the list is ranked by."
+    )
     top_reasons: list[str]
     suggested_action: str
     member_tier: str | None
@@ -158,3 +243,13 @@ class ModelInfo(BaseModel):
 
 class ReloadResponse(ModelInfo):
     reloaded: bool
+
+
+class EventReject(BaseModel):
+    index: int = Field(description="The event's position in the posted list.")
+    reason: str = Field(description="The reason `crm data validate` gives such a row.")
+
+
+class EventsResponse(BaseModel):
+    accepted: int = Field(description="Events in the log (on disk) now, retries of logged ones included.")
+    rejected: list[EventReject]

@@ -14,10 +14,11 @@ and tracing are off by default.
 Start-up and faults: the models load on a thread of their own, so /healthz answers at once and
 /readyz says why it is not ready yet (still loading, the registry unreachable, an alias missing,
 files unreadable); the first load is retried with backoff, and MLflow's own HTTP retries are kept
-short (:func:`serving.registry.bound_mlflow_retries`). /reload runs on that thread too and answers
+short (:func:`serving.registry.bounded_mlflow_http`). /reload runs on that thread too and answers
 within ``CRM_RELOAD_TIMEOUT_SECONDS``; the poll backs off from a version that failed to load. A
-worker started by the ``bentoml serve`` supervisor stops when the supervisor dies, even by
-``kill -9`` (:func:`die_with_parent`).
+service that starts while a champion's files are unreadable serves the versions it served last
+(:meth:`CRMService._load` says how). A worker started by the ``bentoml serve`` supervisor stops
+when the supervisor dies, even by ``kill -9`` (:func:`die_with_parent`).
 
 Run it with ``crm serve`` (or ``bentoml serve serving.service:CRMService`` from the repository).
 """
@@ -38,7 +39,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 from bentoml._internal.context import server_context
@@ -48,19 +49,26 @@ from starlette.responses import Response
 from features.errors import UserError
 from features.vocab import ChurnSort
 from serving.config import ServiceSettings
-from serving.http import DropValidationTracebacks, Guard, error_response, json_response
-from serving.registry import ArtifactUnreadable, bound_mlflow_retries, resolve_model_uri
+from serving.events import EventFeed
+from serving.http import DropValidationTracebacks, Guard, bound_http_parser, error_response, json_response
+from serving.registry import ArtifactUnreadable, resolve_model_uri
 from serving.schemas import (
     Categories,
+    ChurnListRequest,
     ChurnListResponse,
     ChurnScoreRequest,
     ChurnScoreResponse,
     CustomerIds,
+    EventsRequest,
+    EventsResponse,
     K,
     Limit,
     ModelInfo,
+    NoParameters,
     Owns,
+    PostedEvent,
     Probability,
+    RecommendBatchRequest,
     RecommendBatchResponse,
     RecommendRequest,
     RecommendResponse,
@@ -68,9 +76,12 @@ from serving.schemas import (
     ReloadResponse,
     Stages,
     Tiers,
+    WinbackListRequest,
     WinbackListResponse,
 )
-from serving.state import LoadedState, load_state
+
+if TYPE_CHECKING:  # serving.state imports MLflow (seconds): the load thread imports it, after start-up
+    from serving.state import LoadedState
 
 logger = logging.getLogger("crm.serving")
 
@@ -132,7 +143,6 @@ class CRMService:
     def __init__(self) -> None:
         self.settings = ServiceSettings.from_env()
         logging.getLogger("bentoml._internal.server.http_app").addFilter(DropValidationTracebacks())
-        bound_mlflow_retries()
         supervised = server_context.worker_index is not None  # a worker process of `bentoml serve`
         if supervised:
             die_with_parent()
@@ -146,12 +156,18 @@ class CRMService:
         self._failed_key: tuple[str, str, str] | None = None  # what the poll failed to load, and
         self._failures = 0  # how often in a row: it waits interval x 2^(failures - 1) to retry
         self._retry_at = 0.0
+        self.clock: Callable[[], float] = time.monotonic  # what the backoff measures (tests replace it)
+        self._started = threading.Event()  # the start-up attempts have ended
+        self.feed = EventFeed.from_env(lambda: self._state)  # POST /events, and the log applied
         first_attempt = threading.Event()
-        self._in_background(lambda: self._start_up(first_attempt))
+        start_up = threading.Thread(target=self._start_up, args=(first_attempt,), name="crm-start-up")
+        start_up.daemon = True
+        start_up.start()
         if not supervised:
             first_attempt.wait()  # in process (tests, notebooks): the first attempt has ended
         if self.settings.reload_poll_seconds > 0:
             threading.Thread(target=self._poll_loop, name="crm-alias-poll", daemon=True).start()
+        self.feed.start()
 
     # -- readiness and state ---------------------------------------------------------------------
 
@@ -178,25 +194,27 @@ class CRMService:
             "loaded_at": s.loaded_at if s else None,
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
+            "events": self.feed.info(),
         }
 
-    def _start_up(self, first_attempt: threading.Event) -> bool:
+    def _start_up(self, first_attempt: threading.Event) -> None:
         """The first load, retried with backoff (``START_ATTEMPTS`` tries, the wait doubling from
-        ``START_BACKOFF_SECONDS``); then /reload or the poll try again."""
+        ``START_BACKOFF_SECONDS``); a /reload meanwhile joins the attempt running or makes one."""
         delay = START_BACKOFF_SECONDS
         try:
             for attempt in range(1, START_ATTEMPTS + 1):
-                if self.reload() or self._state is not None:
-                    return True
+                loaded = self._in_background(self.reload).result()
                 first_attempt.set()
+                if loaded or self._state is not None:
+                    return
                 if attempt == START_ATTEMPTS or self._stop.wait(delay):
                     break
                 delay *= 2
+            if not self._stop.is_set():
+                logger.error("no models after %d attempts; POST /reload to try again", START_ATTEMPTS)
         finally:
             first_attempt.set()
-        if not self._stop.is_set():
-            logger.error("no models after %d attempts; POST /reload to try again", START_ATTEMPTS)
-        return False
+            self._started.set()
 
     def reload(self, only_if_changed: bool = False) -> bool:
         """Load a new state and swap it in; on failure keep the current one and record why.
@@ -208,13 +226,13 @@ class CRMService:
             key = None
             try:
                 if only_if_changed:
-                    if self._failures and self._failed_key is None and time.monotonic() < self._retry_at:
-                        return False  # the registry failed: back off before asking it again
+                    if self._failures and self._failed_key is None and self.clock() < self._retry_at:
+                        return False  # the last failure named no version (the registry's?): back off
                     key = self._current_key()
                     if self._state is not None and key == self._state.key:
                         self._forget_failures()  # back to what is served: no error is current
                         return False
-                    if self._failures and key == self._failed_key and time.monotonic() < self._retry_at:
+                    if self._failures and key == self._failed_key and self.clock() < self._retry_at:
                         return False
                 state, broken = self._load()
             except Exception as exc:  # any failure behind us must leave the service serving
@@ -241,6 +259,8 @@ class CRMService:
         /info. The poll and /reload keep trying the champion; a failed reload of a running service
         simply keeps its current state.
         """
+        from serving.state import load_state
+
         try:
             return load_state(self.settings), None
         except ArtifactUnreadable as broken:
@@ -267,9 +287,10 @@ class CRMService:
         self._failed_key = key
         interval = self.settings.reload_poll_seconds
         backoff = min(interval * 2 ** (self._failures - 1), max(interval, MAX_POLL_BACKOFF_SECONDS))
-        self._retry_at = time.monotonic() + backoff
+        self._retry_at = self.clock() + backoff
         self.last_reload_error = error
-        logger.error("model reload failed, still serving the current models: %s", error)
+        serving = "still serving the current models" if self._state is not None else "nothing served"
+        logger.error("model load failed, %s: %s", serving, error)
 
     def _forget_failures(self) -> None:
         self._failed_key, self._failures, self.last_reload_error = None, 0, None
@@ -318,8 +339,8 @@ class CRMService:
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.settings.reload_poll_seconds):
-            if self._pending is None or self._pending.done():  # start-up retries or /reload: not twice
-                self.poll_once()
+            if self._started.is_set() and (self._pending is None or self._pending.done()):
+                self.poll_once()  # not beside the start-up attempts or a /reload
 
     def _in_background(self, load: Callable[[], bool]) -> Future[bool]:
         """Run ``load`` on a thread of its own; while one runs, callers share its future."""
@@ -342,6 +363,7 @@ class CRMService:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        self.feed.stop()
 
     def _ready_state(self) -> LoadedState | Response:
         state = self._state
@@ -359,22 +381,33 @@ class CRMService:
         k: int = 10,
         exclude_owned: bool = True,
         categories: list[str] | None = None,
+        exclude_items: list[str] | None = None,
     ) -> Response:
         """Top-k cross-sell items for one customer; unknown customers get popular items (fallback)."""
-        return self.answer_recommend(customer_id, k, exclude_owned, categories)
+        return self.answer_recommend(customer_id, k, exclude_owned, categories, exclude_items)
 
     def answer_recommend(
-        self, customer_id: str, k: int = 10, exclude_owned: bool = True, categories: list[str] | None = None
+        self,
+        customer_id: str,
+        k: int = 10,
+        exclude_owned: bool = True,
+        categories: list[str] | None = None,
+        exclude_items: list[str] | None = None,
     ) -> Response:
         """The body of /recommend (shared by the typed endpoint and the fast lane)."""
         state = self._ready_state()
         if isinstance(state, Response):
             return state
-        answer = state.recommend_one(customer_id, k, exclude_owned, categories)
+        try:
+            answer = state.recommend_one(
+                customer_id, k, exclude_owned, categories, self.feed.overlay, exclude_items
+            )
+        except UserError as exc:  # an unknown category
+            return error_response(400, str(exc), "categories")
         answer["model_version"] = state.recommender_version
         return json_response(answer)
 
-    @bentoml.api(output_spec=RecommendBatchResponse)
+    @bentoml.api(input_spec=RecommendBatchRequest, output_spec=RecommendBatchResponse)
     def recommend_batch(
         self,
         customer_ids: CustomerIds,
@@ -386,7 +419,10 @@ class CRMService:
         state = self._ready_state()
         if isinstance(state, Response):
             return state
-        results = state.recommend(list(customer_ids), k, exclude_owned, categories)
+        try:
+            results = state.recommend(list(customer_ids), k, exclude_owned, categories, self.feed.overlay)
+        except UserError as exc:  # an unknown category
+            return error_response(400, str(exc), "categories")
         return json_response({"results": results, "model_version": state.recommender_version})
 
     # -- churn ------------------------------------------------------------------------------------
@@ -402,10 +438,10 @@ class CRMService:
         if isinstance(state, Response):
             return state
         return json_response(
-            {"scores": state.churn_scores(customer_ids), "model_version": state.churn_version}
+            {"scores": self.feed.churn_scores(state, customer_ids), "model_version": state.churn_version}
         )
 
-    @bentoml.api(output_spec=ChurnListResponse)
+    @bentoml.api(input_spec=ChurnListRequest, output_spec=ChurnListResponse)
     def churn_list(
         self,
         min_probability: Probability = 0.0,
@@ -433,7 +469,7 @@ class CRMService:
             }
         )
 
-    @bentoml.api(output_spec=WinbackListResponse)
+    @bentoml.api(input_spec=WinbackListRequest, output_spec=WinbackListResponse)
     def winback_list(
         self,
         min_probability: Probability = 0.0,
@@ -449,7 +485,8 @@ class CRMService:
             return state
         if state.value_version is None:
             return error_response(
-                503, "The win-back list needs a value model: `crm train value --register`, `crm promote value`."
+                503,
+                "The win-back list needs a value model: `crm train value --register`, `crm promote value`.",
             )
         try:
             customers = state.winback_list(min_probability, tiers, regions, owns, limit)
@@ -464,14 +501,28 @@ class CRMService:
             }
         )
 
+    # -- events -----------------------------------------------------------------------------------
+
+    @bentoml.api(route="/events", input_spec=EventsRequest, output_spec=EventsResponse)
+    async def post_events(self, events: list[PostedEvent]) -> Response:
+        """Log up to 10,000 contract events (on disk before the answer) and apply them at once;
+        bad rows come back with their index and reason."""
+        return await self.answer_events(events)
+
+    async def answer_events(self, events: list[PostedEvent]) -> Response:
+        """The body of /events (shared by the typed endpoint and the fast lane): the commit thread
+        checks and logs the events while the event loop waits without blocking."""
+        status, answer = await self.feed.accept_async(events)
+        return json_response(answer, status)
+
     # -- operations -------------------------------------------------------------------------------
 
-    @bentoml.api(output_spec=ModelInfo)
+    @bentoml.api(input_spec=NoParameters, output_spec=ModelInfo)
     async def info(self) -> Response:
-        """What is loaded: model URIs and versions, the snapshot, the last reload error."""
+        """What is loaded: model URIs and versions, the snapshot, the last reload error (GET or POST)."""
         return json_response(self._info())
 
-    @bentoml.api(route="/reload", output_spec=ReloadResponse)
+    @bentoml.api(route="/reload", input_spec=NoParameters, output_spec=ReloadResponse)
     async def reload_models(self) -> Response:
         """Reload the champions and the snapshot now, on the load thread (never a request thread);
         on failure the current models keep serving (503). A reload still running after
@@ -487,4 +538,5 @@ class CRMService:
         return json_response({"reloaded": ok, **self._info()}, 200 if ok else 503)
 
 
-CRMService.add_asgi_middleware(Guard)
+CRMService.add_asgi_middleware(Guard, service=CRMService)
+bound_http_parser()  # uvicorn's parser with header limits: BentoML passes no such option

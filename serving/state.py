@@ -32,12 +32,13 @@ from serving.churn_scoring import (
 )
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
-from serving.registry import LoadedModel, load_python_model, resolve_model_uri
+from serving.registry import LoadedModel, ModelNotFound, load_python_model, resolve_model_uri
 from serving.schemas import MAX_K
 
 if TYPE_CHECKING:
     from features.online import OnlineSnapshot
     from serving.churn_scoring import ChurnModel
+    from serving.live import LiveOverlay
     from serving.retrieval import Retrieval
     from serving.value_model import ValueModel
 
@@ -89,24 +90,45 @@ class LoadedState:
     # -- recommendations ------------------------------------------------------------------------
 
     def recommend(
-        self, customer_ids: list[str], k: int, exclude_owned: bool, categories: list[str] | None
+        self,
+        customer_ids: list[str],
+        k: int,
+        exclude_owned: bool,
+        categories: list[str] | None,
+        live: LiveOverlay | None = None,
+        exclude_items: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Top-k per customer, from the snapshot's owned and recent items where it knows them."""
+        """Top-k per customer, from the snapshot's owned and recent items where it knows them and
+        the live overlay's purchases since; never ``exclude_items`` nor items pushed lately."""
         filters = BusinessFilters(exclude_owned=exclude_owned, categories=categories or None)
-        rows, recent, owned = self.retrieval.fresh_lists(customer_ids, self.snapshot)
+        rows, recent, owned = self.retrieval.fresh_lists(customer_ids, self.snapshot, live)
+        blocked = None
+        if live is not None or exclude_items:
+            pushed = live.blocked if live is not None else lambda c: []
+            blocked = self.retrieval.lists_from_ids(
+                [[*(exclude_items or ()), *pushed(c)] for c in customer_ids]
+            )
         return self.retrieval.answers(
-            customer_ids, self.retrieval.recommend_rows(rows, recent, owned, k, filters)
+            customer_ids, self.retrieval.recommend_rows(rows, recent, owned, k, filters, blocked)
         )
 
     def recommend_one(
-        self, customer_id: str, k: int, exclude_owned: bool, categories: list[str] | None
+        self,
+        customer_id: str,
+        k: int,
+        exclude_owned: bool,
+        categories: list[str] | None,
+        live: LiveOverlay | None = None,
+        exclude_items: list[str] | None = None,
     ) -> dict[str, Any]:
-        """One customer's answer: the precomputed list where it applies, else :meth:`recommend`."""
-        if exclude_owned and not categories:
-            answer = self.precomputed(customer_id, k)
-            if answer is not None:
-                return answer
-        return self.recommend([customer_id], k, exclude_owned, categories)[0]
+        """One customer's answer: the precomputed list where it applies (default filters, nothing
+        new in the live overlay), else :meth:`recommend`."""
+        if exclude_owned and not categories and not exclude_items:
+            if live is None or not live.changes_lists(customer_id):
+                answer = self.precomputed(customer_id, k)
+                if answer is not None:
+                    return answer
+        return self.recommend([customer_id], k, exclude_owned, categories, live, exclude_items)[0]
 
     def precomputed(self, customer_id: str, k: int) -> dict[str, Any] | None:
         """The default-filter answer from :class:`TopLists`, or None when it must be computed."""
@@ -159,7 +181,6 @@ class LoadedState:
             for position, r in enumerate(top.itertuples(index=False), start=1)
         ]
 
-
     def winback_list(
         self,
         min_probability: float,
@@ -188,7 +209,9 @@ class LoadedState:
                 "member_tier": _str_or_none(r.member_tier),
                 "region": _str_or_none(r.region),
             }
-            for position, r in enumerate(rank_winback(segment, min_probability, limit).itertuples(index=False), 1)
+            for position, r in enumerate(
+                rank_winback(segment, min_probability, limit).itertuples(index=False), 1
+            )
         ]
 
 
@@ -297,7 +320,7 @@ def _load_value_model(settings: ServiceSettings) -> LoadedModel | None:
         return None
     try:
         ref = resolve_model_uri(settings.value_model_uri, settings.tracking_uri)
-    except UserError as missing:
+    except ModelNotFound as missing:  # not an unreachable registry: that is a failed load
         log.warning("%s Customer values are the past-year revenue.", missing)
         return None
     model = load_python_model(ref.location)

@@ -110,8 +110,8 @@ def print_rejects(rejects_dir: Path) -> None:
     import duckdb
 
     for f in sorted(rejects_dir.glob("*.parquet")):
-        rows = duckdb.sql(
-            f"SELECT reason, count(*) FROM read_parquet('{f}') GROUP BY 1 ORDER BY 2 DESC"
+        rows = duckdb.execute(
+            "SELECT reason, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC", [str(f)]
         ).fetchall()
         for reason, count in rows:
             console.print(f"  {f.stem} rejected {reason}: {count:,}", highlight=False)

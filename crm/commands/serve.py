@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,32 @@ def serve_command(
     return cmd, env
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise a :class:`UserError` naming the port when ``host:port`` cannot be listened on."""
+    from features.errors import UserError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        raise UserError(
+            f"Host {host!r} is not an address of this machine: pass --host 127.0.0.1 or another."
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        # as the server binds: a recently closed server's connections (TIME_WAIT) are no conflict
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"Port {port} on {host} is already in use: stop the process that holds it"
+                    " (another `crm serve`?) or pass another --port."
+                ) from None
+            raise UserError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+
+
 @app.command("serve")
 @user_errors
 def serve(
@@ -49,7 +77,7 @@ def serve(
         False, "--import-models", help="Copy champions and snapshot into the BentoML store, then exit."
     ),
 ) -> None:
-    """Serve /recommend, /recommend_batch, /churn_score, /churn_list with the champion models."""
+    """Serve the recommendations, the churn scores and both customer lists with the champion models."""
     from serving.config import ServiceSettings
 
     if import_models:
@@ -69,6 +97,7 @@ def start_server(
     """Replace this process with the BentoML server (``crm serve`` and ``crm demo``)."""
     from serving.config import ServiceSettings
 
+    check_port_free(host, port)
     cmd, env = serve_command(port, host, snapshot, store)
     settings = ServiceSettings.from_env(env)
     auth = "bearer token required" if settings.token_bytes() else "no auth (set CRM_API_TOKEN to require one)"

@@ -33,6 +33,7 @@ def good_events(n: int = 200) -> pd.DataFrame:
 # one bad row per reason, each built from a good purchase row
 BAD_ROWS = {
     "null_customer_id": {"customer_id": None},
+    "control_character_in_id": {"customer_id": "C0\x0001"},
     "bad_timestamp": {"ts": "not a time"},
     "future_timestamp": {"ts": "2030-05-01 10:00:00"},
     "unknown_event_type": {"event_type": "teleport"},
@@ -100,6 +101,52 @@ def test_customers_and_items_rules(tmp_path: Path):
     assert report.tables["items"].rejects == {"null_item_id": 1, "negative_price": 1, "duplicate_item_id": 1}
 
 
+def test_ids_with_control_characters_are_rejected_in_every_table(tmp_path: Path):
+    events = good_events()
+    events.loc[3, "item_id"] = "I\x003"  # a NUL byte
+    write_csv(tmp_path, "events", events)
+    write_csv(tmp_path, "customers", pd.DataFrame({"customer_id": ["C001", "C\x00002", "C003\t"]}))
+    write_csv(tmp_path, "items", pd.DataFrame({"item_id": ["I1", "I\x002"], "price": [10.0, 5.0]}))
+    report = validate(tmp_path, reference_time=REFERENCE, max_reject_share=0.9)
+    assert {name: t.rejects for name, t in report.tables.items()} == {
+        "events": {"control_character_in_id": 1},
+        "customers": {"control_character_in_id": 2},
+        "items": {"control_character_in_id": 1},
+    }
+    clean = pd.read_parquet(tmp_path / "validated" / "customers.parquet")
+    assert clean["customer_id"].tolist() == ["C001"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_fractional_quantity_is_refused_not_rounded(tmp_path: Path, fmt: str):
+    events = good_events()
+    events["quantity"] = events["quantity"].astype(float)
+    events.loc[5, "quantity"] = 1.5
+    if fmt == "csv":
+        write_csv(tmp_path, "events", events)
+    else:
+        events.to_parquet(tmp_path / "events.parquet")
+    with pytest.raises(ContractError, match=r"Column 'quantity' .* '1\.5', .*: expected an integer\.$"):
+        validate(tmp_path, reference_time=REFERENCE)
+
+
+def test_whole_numbers_in_a_float_column_are_integers(tmp_path: Path):
+    events = good_events()
+    events["quantity"] = events["quantity"].astype(float)  # 1.0: how a column with gaps arrives
+    events.to_parquet(tmp_path / "events.parquet")
+    con = open_validated(tmp_path)
+    assert con.execute(
+        "SELECT DISTINCT typeof(quantity), quantity FROM events WHERE quantity IS NOT NULL"
+    ).fetchall() == [("BIGINT", 1)]
+
+
+def test_a_header_only_events_file_is_one_sentence(tmp_path: Path):
+    path = write_csv(tmp_path, "events", good_events().iloc[:0])
+    with pytest.raises(ContractError, match=r"has no rows \(a header only\?\): the events table") as err:
+        validate(tmp_path)
+    assert str(err.value).startswith(str(path))
+
+
 def test_reject_share_above_limit_stops_after_writing_rejects(tmp_path: Path):
     write_csv(tmp_path, "events", events_with_bad_rows())
     with pytest.raises(ContractError, match=r"above the allowed share of 1\.0%"):
@@ -162,6 +209,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "crm.cli", *args], capture_output=True, text=True, timeout=120
     )
+
+
+def test_cli_on_a_folder_named_with_a_quote(tmp_path: Path):
+    folder = tmp_path / "o'brien's data"
+    write_csv(folder, "events", events_with_bad_rows())
+    result = run_cli("data", "validate", str(folder), "--max-reject-share", "0.01")  # stops: rejects listed
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "events rejected duplicate: 1" in result.stderr and "above the allowed share" in result.stderr
 
 
 def test_cli_reports_reason_counts(tmp_path: Path):

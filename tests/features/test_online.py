@@ -25,3 +25,9 @@ def test_online_snapshot_lookups(hand_log: Path, tmp_path: Path):
 def test_missing_online_snapshot_is_one_sentence(tmp_path: Path):
     with pytest.raises(UserError, match=r"is incomplete \(missing snapshot.parquet"):
         load_online_snapshot(tmp_path)
+
+
+def test_folders_named_with_a_quote(hand_log: Path, tmp_path: Path):
+    data = hand_log.rename(tmp_path / "o'brien's data")
+    online = load_online_snapshot(build_online_snapshot(data, tmp_path / "it's online"))
+    assert online.path.name == "it's online" and list(online.recent_items("A")[:2]) == ["S1", "A1"]

@@ -17,6 +17,9 @@ import pytest
 from features.store import Store
 from tests.server import crm_server, env_scope
 
+LIVE_TOKEN = "live-test-token"
+LIVE_HEADER_TIMEOUT = 2
+
 
 @dataclass
 class ServingEnv:
@@ -58,7 +61,9 @@ def train_tiny_value(data: Path, store: Store) -> str:
     from training.registry import promote
     from training.value import ValueTrainConfig, run
 
-    result = run(ValueTrainConfig(data=data, as_of="2025-09-01", horizon_days=90, register_model=True, store=store))
+    result = run(
+        ValueTrainConfig(data=data, as_of="2025-09-01", horizon_days=90, register_model=True, store=store)
+    )
     promote("value", force=True, store=store)
     return str(result.registered_version)
 
@@ -72,7 +77,10 @@ def serving_env(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Se
 
     root = tmp_path_factory.mktemp("serving")
     store = Store.at(root / "store")
-    env = {**store.env(), "CRM_ONLINE_SNAPSHOT": str(root / "online"), "GIT_PYTHON_REFRESH": "quiet"}
+    env = {
+        **store.env(), "CRM_ONLINE_SNAPSHOT": str(root / "online"), "GIT_PYTHON_REFRESH": "quiet",
+        "CRM_EVENT_LOG": str(root / "eventlog.sqlite"),  # what /events accepts, never in out/
+    }  # fmt: skip
     with env_scope(env):
         snapshot = build_online_snapshot(tiny_data, root / "online")
         churn_version = train_tiny_churn(tiny_data, store)
@@ -93,22 +101,58 @@ def service_env(serving_env: ServingEnv, monkeypatch: pytest.MonkeyPatch) -> Ser
 
 
 def start_client(serving_env: ServingEnv, **extra: str):
-    """An in-process client over a started service (models loaded) under ``env`` + ``extra``."""
+    """An in-process client over a started service (models loaded) under ``env`` + ``extra``;
+    without a ``CRM_API_TOKEN`` in ``extra`` it has none, and /info and /reload are opened."""
+    from unittest import mock
+
     from starlette.testclient import TestClient
 
     from serving.service import CRMService
 
     env = {
-        "CRM_API_TOKEN": "",
         "CRM_FAST_LANE": "1",
         "CRM_RELOAD_POLL_SECONDS": "0",
+        "CRM_OPEN_OPERATIONS": "1",
         **serving_env.env,
         **extra,
     }
-    with env_scope(env):
+    with env_scope(env), mock.patch.dict(os.environ):
+        if "CRM_API_TOKEN" not in extra:
+            os.environ.pop("CRM_API_TOKEN", None)
         client = TestClient(CRMService.to_asgi())
         client.__enter__()  # runs the lifespan: the service loads its models here
+    instance = _current_service()
+    _LIVE_SERVICES.append(instance)
+    close = client.__exit__
+
+    def close_and_restore(*exc) -> None:
+        # BentoML keeps one process-wide current service and clears it when an app stops; a test
+        # process runs several apps at once, so the latest one still running serves again
+        close(*exc)
+        _LIVE_SERVICES.remove(instance)
+        _set_current_service(_LIVE_SERVICES[-1] if _LIVE_SERVICES else None)
+
+    client.__exit__ = close_and_restore
     return client
+
+
+_LIVE_SERVICES: list = []  # the service instances of the clients not yet closed, oldest first
+
+
+def _current_service():
+    import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        return bentoml.get_current_service()
+    except BentoMLException:
+        return None
+
+
+def _set_current_service(service) -> None:
+    from _bentoml_sdk.service import set_current_service
+
+    set_current_service(service)
 
 
 @pytest.fixture(scope="session", params=["fast_lane", "bentoml"])
@@ -124,8 +168,15 @@ def client(request: pytest.FixtureRequest, serving_env: ServingEnv):
 
 @pytest.fixture(scope="session")
 def live_server(serving_env: ServingEnv, tmp_path_factory: pytest.TempPathFactory):
-    """`crm serve` on a free loopback port (a real server process), until the session ends."""
-    env = {**os.environ, **serving_env.env, "CRM_API_TOKEN": "", "CRM_RELOAD_POLL_SECONDS": "0"}
+    """`crm serve` on a free loopback port (a real server process), until the session ends; it
+    wants the bearer token ``LIVE_TOKEN`` and gives headers ``LIVE_HEADER_TIMEOUT`` seconds."""
+    env = {
+        **os.environ,
+        **serving_env.env,
+        "CRM_RELOAD_POLL_SECONDS": "0",
+        "CRM_API_TOKEN": LIVE_TOKEN,
+        "CRM_HEADER_TIMEOUT_SECONDS": str(LIVE_HEADER_TIMEOUT),
+    }
     log = tmp_path_factory.mktemp("server") / "server.log"
     with crm_server(env, log) as base:
         yield base

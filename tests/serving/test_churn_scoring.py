@@ -125,7 +125,7 @@ def test_cli_churn_list_takes_repeatable_stages(churn_run, tiny_data: Path, tmp_
     assert CliRunner().invoke(app, args).exit_code == 0
     assert "lapsed" not in set(pd.read_csv(out)["lifecycle_stage"])
     wrong = CliRunner().invoke(app, [*args, "--stage", "gone"])
-    assert wrong.exit_code == 2 and "stages.0" in wrong.output
+    assert wrong.exit_code == 2 and "'gone' is not one of" in " ".join(wrong.output.split())
 
 
 def test_the_lists_value_customers_by_the_forecast_and_say_so(serving_env, tmp_path):
@@ -134,7 +134,9 @@ def test_the_lists_value_customers_by_the_forecast_and_say_so(serving_env, tmp_p
     common = {"snapshot": serving_env.snapshot, "store": serving_env.store, "top": 50}
     forecast = write_churn_list(ChurnListConfig(out=tmp_path / "a.csv", **common))
     assert forecast.value_model and forecast.value_model.startswith("models:/value/")
-    past = write_churn_list(ChurnListConfig(out=tmp_path / "b.csv", value_model_uri="models:/value@nope", **common))
+    past = write_churn_list(
+        ChurnListConfig(out=tmp_path / "b.csv", value_model_uri="models:/value@nope", **common)
+    )
     assert past.value_model is None
     by_forecast = pd.read_csv(tmp_path / "a.csv").set_index("customer_id")["customer_value"]
     snapshot = pd.read_parquet(serving_env.snapshot / "snapshot.parquet").set_index("customer_id")
@@ -147,4 +149,6 @@ def test_the_lists_value_customers_by_the_forecast_and_say_so(serving_env, tmp_p
     assert winback.customers == len(listed) > 0
     assert set(snapshot.loc[listed["customer_id"], "lifecycle_stage"]) == {"lapsed"}
     with pytest.raises(UserError, match="needs a value model"):
-        write_winback_list(WinbackListConfig(out=tmp_path / "x.csv", value_model_uri="models:/value@nope", **common))
+        write_winback_list(
+            WinbackListConfig(out=tmp_path / "x.csv", value_model_uri="models:/value@nope", **common)
+        )

@@ -210,7 +210,8 @@ def test_churn_score_known_and_unknown(client, serving_env):
     assert [s["customer_id"] for s in scores] == ids
     assert scores[-1] == {
         "customer_id": "never-seen-4", "known": False, "churn_probability": None, "risk_band": None,
-        "top_reasons": [], "value_at_risk": None, "suggested_action": None, "lifecycle_stage": None,
+        "top_reasons": [], "customer_value": None, "value_at_risk": None, "suggested_action": None,
+        "lifecycle_stage": None,
     }  # fmt: skip
     known = scores[:-1]
     p = np.array([s["churn_probability"] for s in known])
@@ -437,7 +438,13 @@ def test_winback_list_ranks_lapsed_customers_as_winback_list_does(service_env):
     snapshot = state.snapshot.snapshot.reset_index(drop=True)
     for query in (
         {"min_probability": 0.0, "tiers": None, "regions": None, "owns": None, "limit": 100},
-        {"min_probability": 0.2, "tiers": ["bronze", "silver"], "regions": None, "owns": ["phone"], "limit": 30},
+        {
+            "min_probability": 0.2,
+            "tiers": ["bronze", "silver"],
+            "regions": None,
+            "owns": ["phone"],
+            "limit": 30,
+        },
     ):
         listed = state.winback_list(**query)
         expected = winback_list(state.churn, snapshot, state.value_model, **query)

@@ -1,0 +1,337 @@
+"""The online path: ingest, /recommend during ingest, freshness, and no event lost to kill -9.
+
+    python -m bench.events [--data DIR] [--work DIR] [--preset demo] [--seconds 8]
+                           [--connections 4] [--samples 40] [--restarts 20] [--out FILE.json]
+
+Measurements, against ``crm serve`` (one worker, fast lane on) on the models and snapshot that
+``bench.serving`` prepares (``--data``, simulated and trained when missing; a second run reuses
+them), with an event log of this run's own:
+
+- ``ingest``: ``--connections`` clients posting batches of 100 new events back to back to
+  ``POST /events`` for ``--seconds``: acknowledged events per second, batch latency, errors;
+- ``recommend_during_ingest``: ``/recommend`` at 200 req/s (open loop, latency from the scheduled
+  send) while events stream at 1,000 events/s (10 batches of 100 per second);
+- ``freshness``: from the 2xx of a purchase of the customer's top item to the first ``/recommend``
+  that no longer offers it (``recommendations``), and from the 2xx of a service ticket to the first
+  ``/churn_score`` whose answer changed (``churn``), each polled every few milliseconds;
+- ``kill_9``: a process appending batches through the service's own accept path (validation and
+  log, without HTTP) is killed with SIGKILL at a random moment ``--restarts`` times and restarted
+  to resend from its last acknowledgement; then the acknowledged events are counted in the log.
+
+JSON on stdout (and ``--out``), with the issue's bars in ``acceptance``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from bench.serving import ROOT, RunStats, Server, _env, closed_loop, encode_post, free_port, open_loop
+
+BATCH = 100
+EVENT_MIX = (("view", 0.6), ("add_to_cart", 0.15), ("app_open", 0.15), ("purchase", 0.1))
+
+
+# ---------------------------------------------------------------------------------------------
+# payloads
+
+
+class EventMaker:
+    """Unique, valid events for known customers, timed after the snapshot's as-of."""
+
+    def __init__(self, customers: list[str], items: list[str], as_of: datetime, seed: int = 0) -> None:
+        self.customers, self.items, self.as_of = customers, items, as_of
+        self.rng = random.Random(seed)
+        self.n = 0
+
+    def event(
+        self, customer: str | None = None, event_type: str | None = None, item: str | None = None
+    ) -> dict:
+        self.n += 1
+        kinds, weights = zip(*EVENT_MIX, strict=True)
+        kind = event_type or self.rng.choices(kinds, weights)[0]
+        ts = self.as_of + timedelta(milliseconds=10 * self.n)  # still in the past of any real clock
+        event = {
+            "customer_id": customer or self.rng.choice(self.customers),
+            "ts": f"{ts:%Y-%m-%dT%H:%M:%S.%f}Z",
+            "event_type": kind,
+            "channel": "app",
+            "event_id": f"bench-{self.n}",
+        }
+        if kind in ("view", "add_to_cart", "purchase"):
+            event["item_id"] = item or self.rng.choice(self.items)
+        if kind == "purchase":
+            event |= {"quantity": 1, "amount": 99.0}
+        return event
+
+    def batch(self, n: int = BATCH) -> list[dict]:
+        return [self.event() for _ in range(n)]
+
+
+def event_payloads(port: int, maker: EventMaker, batches: int) -> list[bytes]:
+    return [
+        encode_post(port, "/events", json.dumps({"events": maker.batch()}).encode()) for _ in range(batches)
+    ]
+
+
+def recommend_payloads(port: int, customers: list[str], n: int = 2000) -> list[bytes]:
+    rng = random.Random(1)
+    ids = [rng.choice(customers) for _ in range(n)]
+    return [encode_post(port, "/recommend", json.dumps({"customer_id": c, "k": 10}).encode()) for c in ids]
+
+
+def run_loop(coro):
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover
+        return asyncio.run(coro)
+
+
+def events_per_second(stats: RunStats) -> dict:
+    summary = stats.summary()
+    ok = sum(n for s, n in stats.statuses.items() if 200 <= s < 300)
+    return summary | {"events_per_s": round(ok * BATCH / stats.seconds, 1), "batch_size": BATCH}
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements against the service
+
+
+def measure_ingest(port: int, maker: EventMaker, connections: int, seconds: float) -> dict:
+    payloads = event_payloads(port, maker, batches=int(400 * seconds) + 200)  # never resent
+    stats = run_loop(closed_loop(port, payloads, connections, seconds, 1.0))
+    return events_per_second(stats)
+
+
+def measure_mixed(port: int, maker: EventMaker, customers: list[str], seconds: float) -> dict:
+    recs = recommend_payloads(port, customers)
+    events = event_payloads(port, maker, batches=int(10 * (seconds + 2)) + 10)
+
+    async def both():
+        return await asyncio.gather(
+            open_loop(port, recs, 200.0, seconds, 1.0), open_loop(port, events, 10.0, seconds, 1.0)
+        )
+
+    rec_stats, event_stats = run_loop(both())
+    return {"recommend": rec_stats.summary(), "events": events_per_second(event_stats)}
+
+
+def _percentiles(values: list[float]) -> dict:
+    ms = np.asarray(values) * 1000.0
+    if not len(ms):
+        return {"samples": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    p50, p99 = (round(float(np.percentile(ms, q)), 1) for q in (50, 99))
+    return {"samples": len(ms), "p50_ms": p50, "p99_ms": p99, "max_ms": round(float(ms.max()), 1)}
+
+
+def measure_freshness(base: str, maker: EventMaker, customers: list[str], samples: int) -> dict:
+    import httpx
+
+    rec_times, churn_times, timeouts = [], [], 0
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for customer in random.Random(2).sample(customers, samples):
+            top = http.post("/recommend", json={"customer_id": customer}).json()["items"][0]["item_id"]
+            before = http.post("/churn_score", json={"customer_ids": [customer]}).json()["scores"][0]
+            bought = maker.event(customer, "purchase", top)
+            ticket = maker.event(customer, "service_ticket")
+            r = http.post("/events", json={"events": [bought, ticket]})
+            acked = time.perf_counter()
+            assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
+            rec_seen = churn_seen = None
+            while time.perf_counter() - acked < 30 and (rec_seen is None or churn_seen is None):
+                if rec_seen is None:  # the time of the first answer that shows the change
+                    items = http.post("/recommend", json={"customer_id": customer}).json()["items"]
+                    if top not in [i["item_id"] for i in items]:
+                        rec_seen = time.perf_counter()
+                if churn_seen is None:
+                    score = http.post("/churn_score", json={"customer_ids": [customer]}).json()["scores"][0]
+                    if score != before:
+                        churn_seen = time.perf_counter()
+                time.sleep(0.002)
+            timeouts += (rec_seen is None) + (churn_seen is None)
+            if rec_seen is not None:
+                rec_times.append(rec_seen - acked)
+            if churn_seen is not None:
+                churn_times.append(churn_seen - acked)
+    return {"recommendations": _percentiles(rec_times), "churn": _percentiles(churn_times),
+            "not_seen_within_30_s": timeouts}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 of a process appending through the service's accept path
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime, timedelta
+    from serving.events import EventFeed, EventSettings
+    from serving.schemas import PostedEvent
+    log, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    feed = EventFeed(EventSettings(event_log=log, churn_refresh_seconds=0), lambda: None)
+    t0 = datetime(2025, 1, 1)
+    for b in range(start, start + count if count else 10**9):
+        ts = f"{t0 + timedelta(seconds=b):%Y-%m-%dT%H:%M:%S}Z"
+        events = [PostedEvent(customer_id=f"K{b}-{i}", ts=ts, event_type="app_open", channel="app",
+                              event_id=f"k9-{b}-{i}") for i in range(100)]
+        status, answer = feed.accept(events)
+        if status == 200:
+            print(f"ack {b} {answer['accepted']}", flush=True)
+    """
+)
+
+
+def measure_kill_9(work: Path, restarts: int) -> dict:
+    from features.eventlog import EventLog
+
+    log_path = work / "kill9.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{log_path}{suffix}").unlink(missing_ok=True)
+    env = _env()
+    rng = random.Random(3)
+    acked: dict[int, int] = {}  # batch -> events acknowledged
+    next_batch = 0
+    for run in range(restarts + 1):
+        last = run == restarts  # the last run writes a few batches and exits by itself
+        argv = [sys.executable, "-c", WRITER, str(log_path), str(next_batch), "5" if last else "0"]
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        kill_at = None
+        for line in proc.stdout:
+            _, batch, n = line.split()
+            acked[int(batch)] = int(n)
+            next_batch = int(batch) + 1  # a restarted writer resends from the last acknowledgement
+            kill_at = kill_at or time.monotonic() + rng.uniform(0.2, 1.0)
+            if not last and time.monotonic() > kill_at:
+                os.kill(proc.pid, signal.SIGKILL)  # at whatever it is doing: appending, fsyncing, ...
+                break
+        proc.wait()
+    with EventLog(log_path) as log:
+        events, _ = log.read_since(0, limit=10**9)
+    logged = set(events["event_id"])
+    acknowledged = {f"k9-{b}-{i}" for b in acked for i in range(acked[b])}
+    return {
+        "restarts": restarts,
+        "acknowledged": len(acknowledged),
+        "in_log": len(logged),
+        "lost": len(acknowledged - logged),
+        "logged_unacknowledged": len(logged - acknowledged),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
+    except Exception:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data")
+    parser.add_argument("--work", type=Path, default=ROOT / "out/bench/serving")
+    parser.add_argument("--preset", default="demo")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--restarts", type=int, default=20)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from bench.serving import prepare_models
+
+    store_env = prepare_models(args.data, args.work, args.preset)
+    info = store_env.pop("info")
+    snapshot = Path(store_env["CRM_ONLINE_SNAPSHOT"])
+    customers = pd.read_parquet(snapshot / "snapshot.parquet", columns=["customer_id"])["customer_id"]
+    customers = customers.astype(str).tolist()
+    items = pd.read_parquet(snapshot / "items.parquet")
+    active = items.loc[items["active"].fillna(False).astype(bool), "item_id"].astype(str).tolist()
+    as_of = datetime.fromisoformat(json.loads((snapshot / "manifest.json").read_text())["as_of"])
+    events_dir = args.work / "events"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    log_path = events_dir / "eventlog.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{log_path}{suffix}").unlink(missing_ok=True)
+    info |= {"customers": len(customers), "items": len(items), "event_log": str(log_path)}
+
+    from crm.commands.serve import serve_command
+
+    port = free_port()
+    cmd, env = serve_command(port)
+    env = _env({**env, **store_env, "CRM_EVENT_LOG": str(log_path), "CRM_DATA_DIR": str(args.data)})
+    env.pop("CRM_API_TOKEN", None)
+    maker = EventMaker(customers, active, as_of)
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_average_before": os.getloadavg()},
+        "models": info,
+        "seconds_per_measurement": args.seconds,
+    }  # fmt: skip
+    started = time.time()
+    ready_from = time.perf_counter()
+    with Server("crm_events", cmd, env, port, ("GET", "/readyz")) as server:
+        results["time_to_ready_s"] = round(time.perf_counter() - ready_from, 1)
+        base = f"http://127.0.0.1:{port}"
+        print("ingest", file=sys.stderr)
+        results["ingest"] = measure_ingest(port, maker, args.connections, args.seconds)
+        print("recommend during ingest", file=sys.stderr)
+        results["recommend_during_ingest"] = measure_mixed(port, maker, customers, args.seconds)
+        print("freshness", file=sys.stderr)
+        results["freshness"] = measure_freshness(base, maker, customers, args.samples)
+        results["worker_rss_mb"] = rss_mb(server.proc.pid)
+    print("kill -9 restarts", file=sys.stderr)
+    results["kill_9"] = measure_kill_9(events_dir, args.restarts)
+    results["machine"]["load_average_after"] = os.getloadavg()
+    results["wall_seconds"] = round(time.time() - started, 1)
+    results["acceptance"] = acceptance(results)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+
+
+def acceptance(r: dict) -> dict:
+    """The issue's bars, from this run."""
+    rec = r["recommend_during_ingest"]["recommend"]
+    rec_errors = rec["errors"] + rec["non_2xx"]
+    return {
+        "ingest_events_per_s": r["ingest"]["events_per_s"],
+        "ingest_bar_met": r["ingest"]["events_per_s"] >= 5000 and r["ingest"]["errors"] == 0,
+        "recommend_p99_ms_during_ingest": rec["p99_ms"],
+        "recommend_errors_during_ingest": rec_errors,
+        "recommend_bar_met": rec["p99_ms"] is not None and rec["p99_ms"] <= 15 and rec_errors == 0,
+        "freshness_recommendations_p99_ms": r["freshness"]["recommendations"]["p99_ms"],
+        "freshness_recommendations_bar_met": (r["freshness"]["recommendations"]["p99_ms"] or 1e9) <= 1000,
+        "freshness_churn_p99_ms": r["freshness"]["churn"]["p99_ms"],
+        "freshness_churn_bar_met": (r["freshness"]["churn"]["p99_ms"] or 1e9) <= 10000,
+        "kill_9_lost": r["kill_9"]["lost"],
+        "kill_9_bar_met": r["kill_9"]["lost"] == 0 and r["kill_9"]["in_log"] == r["kill_9"]["acknowledged"],
+    }
+
+
+if __name__ == "__main__":
+    main()
