@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import _connect
+from features.contract import _connect, sql_string
 from features.families import DUCKDB, coded_events_sql, window_aggregates
 from features.query import as_datetime
 from features.snapshot import build_snapshot, write_snapshot
@@ -52,6 +52,7 @@ def write_synthetic(folder: Path, n_events: int, n_customers: int, seed: int = 0
     (folder / "events").mkdir(parents=True)
     n_items = 5000
     type_p = np.array([0.44, 0.1, 0.1, 0.004, 0.23, 0.03, 0.02, 0.03, 0.05])
+    type_p = np.pad(type_p, (0, len(EVENT_TYPES) - len(type_p)))  # no marketing exposures
     start = np.datetime64("2024-01-01T00:00:00", "us")
     chunk = 5_000_000
     for k, lo in enumerate(range(0, n_events, chunk)):
@@ -106,9 +107,10 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
     con = _connect()
     events = folder / "events" if (folder / "events").is_dir() else folder / "validated" / "events.parquet"
     pattern = f"{events}/*.parquet" if events.is_dir() else str(events)
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{pattern}')")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({sql_string(pattern)})")
     for table in ("customers", "items"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{folder / (table + '.parquet')}')")
+        path = sql_string(folder / f"{table}.parquet")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({path})")
     return con
 
 
@@ -131,7 +133,7 @@ def reference_queries(tmp: Path) -> dict[str, str]:
         ),
         "events pass": (
             f"COPY (SELECT customer_id, {aggregates} FROM ({coded_events_sql(as_datetime(AS_OF), DUCKDB)})"
-            f" GROUP BY customer_id) TO '{tmp / 'pass.parquet'}' (FORMAT parquet)"
+            f" GROUP BY customer_id) TO {sql_string(tmp / 'pass.parquet')} (FORMAT parquet)"
         ),
     }
 

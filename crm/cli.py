@@ -4,9 +4,11 @@
 import crm.commands.churn  # noqa: F401
 import crm.commands.data  # noqa: F401
 import crm.commands.demo  # noqa: F401
+import crm.commands.events  # noqa: F401
 import crm.commands.features  # noqa: F401
 import crm.commands.recommender  # noqa: F401
 import crm.commands.serve  # noqa: F401
+import crm.commands.uplift  # noqa: F401
 import crm.commands.value  # noqa: F401
 from crm.apps import app
 

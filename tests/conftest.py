@@ -57,6 +57,8 @@ def _isolated_store(store, store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     for key, value in store.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CRM_WORK_DIR", str(store_dir / "work"))
+    # `crm recommend` reads the online snapshot by default: never the one `make demo` wrote
+    monkeypatch.setenv("CRM_ONLINE_SNAPSHOT", str(store_dir / "online"))
     monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
     # set_tracking_uri is process-global in MLflow: undo what a previous test pointed it at
     import mlflow
@@ -85,5 +87,27 @@ def churn_run(tiny_data: Path, store, tmp_path_factory: pytest.TempPathFactory):
     )
     result = run(cfg)
     promote("churn", store=store)
+    result.extra["metrics_json"] = metrics_json
+    return result
+
+
+@pytest.fixture(scope="session")
+def uplift_run(tiny_data: Path, store, tmp_path_factory: pytest.TempPathFactory):
+    """An uplift model of the coupon trained on the tiny preset's campaigns (one Optuna trial),
+    registered and promoted to champion, once. The metrics JSON is at ``result.extra["metrics_json"]``."""
+    from training.registry import promote
+    from training.uplift import UpliftTrainConfig, run
+
+    metrics_json = tmp_path_factory.mktemp("uplift") / "metrics.json"
+    cfg = UpliftTrainConfig(
+        data=tiny_data,
+        offers=["coupon"],
+        trials=1,
+        register_model=True,
+        metrics_json=metrics_json,
+        store=store,
+    )
+    result = run(cfg)
+    promote("uplift", store=store)
     result.extra["metrics_json"] = metrics_json
     return result

@@ -22,12 +22,21 @@ The generative model (weekly steps over two years, 2024-01-01 .. 2025-12-31):
   channels and seasonal promotions (Spring Festival, mid-June, early November);
 - churn (:mod:`.weekly`): a weekly hazard that rises with recent service tickets, falling
   engagement, an ageing phone and few ecosystem categories and falls with tier and ecosystem
-  depth; a churned customer stops buying and browsing (some keep a trickle of app opens).
+  depth; a churned customer stops buying and browsing (some keep a trickle of app opens);
+- retention campaigns (:mod:`.campaigns`): every six weeks an audience, weighted towards
+  customers at risk, is split at random into a treatment arm that gets the offer (coupon, service
+  call, upgrade offer, bundle, push) and a control arm; the offer multiplies a treated customer's
+  churn hazard and shopping for a quarter, by factors that differ between customers
+  (price-sensitive customers answer coupons, open tickets a service call, some never react and a
+  few react against); the ``campaigns`` table records the arms;
+- marketing exposures (:mod:`.events`): pushes sent (opened or not) and ads in the mall and on
+  social channels, clicked and bought at the brand's rates.
 
 Ground truth in ``DIR/truth/``: ``customers.parquet`` (churn time, the date of the phone owned at
-the start, taste vector, latents), ``monthly/`` (per customer and month: weekly churn hazard,
-weekly purchase rate, alive at the month start) and ``items.parquet`` (latent vectors,
-popularity). :mod:`.oracles` turns it into
+the start, taste vector, latents, price sensitivity and response to offers), ``monthly/`` (per
+customer and month: weekly churn hazard, weekly purchase rate, alive at the month start),
+``campaigns/`` (per campaign, audience customer and offer: the true chance of being retained with
+and without the offer) and ``items.parquet`` (latent vectors, popularity). :mod:`.oracles` turns it into
 oracle predictions; :mod:`.calibration` reads the calibration back from a data folder.
 
 Customers are simulated in independent chunks (:mod:`.job`, each with its own child seed), so
@@ -41,6 +50,7 @@ from features.synth.oracles import (
     _read_truth,
     oracle_churn_scores,
     oracle_recommendations,
+    true_campaign_effects,
     true_customers,
     true_items,
 )
@@ -58,6 +68,7 @@ __all__ = [
     "oracle_churn_scores",
     "oracle_recommendations",
     "run",
+    "true_campaign_effects",
     "true_customers",
     "true_items",
 ]

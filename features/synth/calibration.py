@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.contract import sql_string
 from features.synth.config import END, REVENUE_SHARE_TARGETS, START, revenue_group
 from features.vocab import CATEGORIES
 
@@ -41,7 +42,7 @@ def read_calibration(data_dir: str | Path) -> dict:
 def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for name, path in (("events", data_dir / "events" / "*.parquet"), ("items", data_dir / "items.parquet")):
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_string(path)})")
     con.execute(
         """CREATE VIEW sales AS SELECT e.customer_id, e.ts, e.event_type, e.amount, i.category
            FROM events e JOIN items i USING (item_id) WHERE e.event_type IN ('purchase', 'return')"""

@@ -145,6 +145,40 @@ RETURN_RATE = 0.04  # share of purchases returned within a month
 CART_ABANDON_RATE = 0.3
 
 
+# -- retention campaigns (features.synth.campaigns holds the schedule and the responses) -----------
+
+AUDIENCE_SHARE = 0.8  # of the eligible customers of average risk, drawn into a campaign's audience
+AUDIENCE_RISK_CAP = 4.0  # the relative risk a customer already gone is drawn with
+AUDIENCE_MIN_WEEKS = 8  # eligible: signed up at least this long ago ...
+GONE_WEEKS_VISIBLE = 26  # ... and alive, or gone so recently that the brand cannot tell yet
+CONTROL_SHARE = 0.3  # of an audience, held out
+# No campaign reaches a customer while an earlier one's outcome is still being read (its retention
+# window ends 17 weeks after its start), so each campaign's arms are compared undisturbed.
+CONTACT_GAP_WEEKS = 17
+EFFECT_WEEKS = 13  # how long an offer changes the churn hazard and the purchases
+RESPONSE_INDIFFERENT_SHARE = 0.1  # customers whom no offer moves
+RESPONSE_AGAINST_SHARE = 0.06  # customers whom a marketing offer puts off
+OFFER_COST = {"coupon": 10.0, "service_call": 15.0, "upgrade_offer": 30.0, "bundle": 20.0, "push": 0.1}
+CAMPAIGN_CHANNEL = {
+    "coupon": "app",
+    "service_call": None,
+    "upgrade_offer": "mall",
+    "bundle": "mall",
+    "push": "app",
+}
+# Coupon redemptions scale with price sensitivity by (base + slope * sensitivity), about 1 on average.
+COUPON_SENSITIVITY = (0.1, 1.8)
+
+# -- marketing exposures ---------------------------------------------------------------------------
+
+# The brand's ad funnels: (clicks per impression, purchases per impression) by channel.
+AD_RATES = {"mall": (0.042, 0.011), "social": (0.050, 0.022)}
+# Share of the channel's purchases that followed an ad click (the rest came without an ad).
+AD_ATTRIBUTED_SHARE = {"mall": 0.03, "social": 0.06}
+AD_LEAD_SECONDS = (3 * DAY_SECONDS, 4 * DAY_SECONDS)  # from the ad click to the purchase
+PUSH_OPEN_SHARE = 0.3  # of the pushes sent, opened: the unopened ones are logged too
+
+
 @dataclass
 class SynthConfig:
     """What to simulate. ``customers``/``items`` override the preset's sizes."""

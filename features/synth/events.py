@@ -2,7 +2,9 @@
 
 The weeks log who did what how often; expanding the log gives one event per row with a time
 inside its week, an item for purchases and views, the funnel of views and an add-to-cart before
-each purchase, carts abandoned after some browsing views, some returns, amounts and channels.
+each purchase, carts abandoned after some browsing views, some returns, amounts and channels,
+and the marketing exposures: the pushes sent (those opened and the others) and ads in the mall
+and on social channels, clicked and bought at the brand's rates.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ import numpy as np
 import pyarrow as pa
 
 from features.synth.config import (
+    AD_ATTRIBUTED_SHARE,
+    AD_LEAD_SECONDS,
+    AD_RATES,
     APP_CHANNEL,
     BROWSE_CHANNEL_P,
     CART_ABANDON_RATE,
     DAY_SECONDS,
     END,
     PURCHASE_CHANNEL_P,
+    PUSH_OPEN_SHARE,
     RETURN_RATE,
     START,
     VIEW_CATEGORY_P,
@@ -29,6 +35,9 @@ from features.vocab import CATEGORIES, CHANNELS, EVENT_TYPES
 
 EVENT_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}  # the int8 codes of the arrays
 PURCHASE, VIEW, CART, RETURN = (EVENT_CODE[t] for t in ("purchase", "view", "add_to_cart", "return"))
+PUSH_OPEN, PUSH_SENT, AD_IMPRESSION, AD_CLICK = (
+    EVENT_CODE[t] for t in ("push_open", "push_sent", "ad_impression", "ad_click")
+)
 NO_CATEGORY = -1  # logged activity other than purchases has none (a view's is drawn on expansion)
 NO_ITEM = NO_CHANNEL = -1
 
@@ -69,9 +78,14 @@ class Events:
 
 
 def expand_events(
-    log: ActivityLog, customers: Customers, catalogue: Catalogue, rng: np.random.Generator
+    log: ActivityLog,
+    customers: Customers,
+    catalogue: Catalogue,
+    rng: np.random.Generator,
+    marketing_rng: np.random.Generator,
 ) -> pa.Table:
-    """The contract's events of one chunk, sorted by customer and time."""
+    """The contract's events of one chunk, sorted by customer and time; the exposures are drawn
+    from ``marketing_rng``."""
     logged = _logged_events(log, customers, catalogue, rng)
     buy = np.flatnonzero(logged.kind == PURCHASE)
     abandoned = _abandoned_carts(logged, rng)
@@ -79,6 +93,10 @@ def expand_events(
     events = _concat(logged, funnel_views, carts, abandoned, _returns(logged, buy, rng))
     amount = _amounts(events, catalogue, rng)
     channel = _channels(events, rng)
+    exposures, exposure_channel = _exposures(events, channel, customers, catalogue, marketing_rng)
+    events = _concat(events, exposures)
+    amount = np.concatenate([amount, np.full(len(exposures.kind), np.nan)])
+    channel = np.concatenate([channel, exposure_channel])
     return _contract_table(events, amount, channel, customers, catalogue, rng)
 
 
@@ -128,6 +146,83 @@ def _returns(logged: Events, buy: np.ndarray, rng: np.random.Generator) -> Event
     return logged.derived(returned[inside], seconds[inside], RETURN)
 
 
+def _exposures(
+    events: Events, channel: np.ndarray, customers: Customers, catalogue: Catalogue, rng: np.random.Generator
+) -> tuple[Events, np.ndarray]:
+    """The pushes sent and the ads shown, with their channels.
+
+    Each is placed shortly before one of the customer's own events, so an exposure never comes
+    after a customer's last event and never reaches someone the log shows nothing of.
+    """
+    pushes = _pushes_sent(events, rng)
+    parts, channels = [pushes], [np.full(len(pushes.kind), APP_CHANNEL)]
+    for name, (click_rate, purchase_rate) in AD_RATES.items():
+        ads = _ads(
+            events, channel, CHANNELS.index(name), click_rate, purchase_rate, customers, catalogue, rng
+        )
+        parts.append(ads)
+        channels.append(np.full(len(ads.kind), CHANNELS.index(name)))
+    return _concat(*parts), np.concatenate(channels)
+
+
+def _before(events: Events, rows: np.ndarray, lead: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Seconds a random lead (in ``[lead[0], lead[1])`` seconds) before the events of ``rows``."""
+    return events.seconds[rows] - rng.integers(lead[0], lead[1], len(rows))
+
+
+def _pushes_sent(events: Events, rng: np.random.Generator) -> Events:
+    """A push sent minutes to hours before each push opened, and the unopened ones before other
+    events of the customers, so that ``PUSH_OPEN_SHARE`` of the pushes sent are opened."""
+    opened = np.flatnonzero(events.kind == PUSH_OPEN)
+    n_unopened = int(round(len(opened) * (1 / PUSH_OPEN_SHARE - 1)))
+    anchors = rng.choice(len(events.kind), n_unopened) if len(events.kind) else np.zeros(0, np.int64)
+    rows = np.concatenate([opened, anchors])
+    seconds = np.concatenate(
+        [_before(events, opened, (60, 6 * 3_600), rng), _before(events, anchors, (60, 2 * DAY_SECONDS), rng)]
+    )
+    return Events(events.customer[rows], seconds, np.full(len(rows), PUSH_SENT), np.full(len(rows), NO_ITEM))
+
+
+def _ads(
+    events: Events,
+    channel: np.ndarray,
+    code: int,
+    click_rate: float,
+    purchase_rate: float,
+    customers: Customers,
+    catalogue: Catalogue,
+    rng: np.random.Generator,
+) -> Events:
+    """One ad channel's funnel: a share of its purchases followed an ad click on the item (the
+    impression and the click days before); so many more clicks and impressions that clicks and
+    purchases per impression are the brand's rates. The others show items the customer's taste
+    picks, before other events of the customer."""
+    bought = np.flatnonzero((events.kind == PURCHASE) & (channel == code))
+    name = CHANNELS[code]
+    converted = bought[rng.random(len(bought)) < AD_ATTRIBUTED_SHARE[name]]
+    n_impressions = int(round(len(converted) / purchase_rate))
+    n_clicks = max(int(round(n_impressions * click_rate)), len(converted))
+    click_seconds = _before(events, converted, AD_LEAD_SECONDS, rng)
+    # the other clicks and the impressions nobody clicked, before random events of the customers
+    n_other = n_impressions - len(converted)
+    anchors = (
+        rng.choice(len(events.kind), n_other) if len(events.kind) and n_other > 0 else np.zeros(0, np.int64)
+    )
+    other_seconds = _before(events, anchors, (60, 2 * DAY_SECONDS), rng)
+    week = np.maximum(other_seconds, 0) // WEEK_SECONDS
+    category = rng.choice(len(CATEGORIES), len(anchors), p=VIEW_CATEGORY_P)
+    other_items = choose_items(events.customer[anchors], category, week, customers.taste, catalogue, rng)
+    customer = np.concatenate([events.customer[converted], events.customer[anchors]])
+    item = np.concatenate([events.item[converted], other_items])
+    seconds = np.concatenate([click_seconds, other_seconds])
+    clicked = np.arange(len(customer)) < n_clicks  # the converted ones first, then other clicks
+    impressions_seconds = np.where(clicked, seconds - rng.integers(1, 600, len(customer)), seconds)
+    return _concat(
+        Events(customer, impressions_seconds, np.full(len(customer), AD_IMPRESSION), item),
+        Events(customer[clicked], seconds[clicked], np.full(int(clicked.sum()), AD_CLICK), item[clicked]),
+    )
+
+
 def _concat(*parts: Events) -> Events:
     return Events(
         np.concatenate([p.customer for p in parts]),
@@ -156,7 +251,7 @@ def _channels(events: Events, rng: np.random.Generator) -> np.ndarray:
         rng.choice(len(CHANNELS), n, p=PURCHASE_CHANNEL_P),
         rng.choice(len(CHANNELS), n, p=BROWSE_CHANNEL_P),
     )
-    in_app = np.isin(events.kind, (EVENT_CODE["app_open"], EVENT_CODE["push_open"]))
+    in_app = np.isin(events.kind, (EVENT_CODE["app_open"], PUSH_OPEN))
     channel = np.where(in_app, APP_CHANNEL, channel)
     return np.where(events.kind == EVENT_CODE["service_ticket"], NO_CHANNEL, channel)  # tickets have none
 

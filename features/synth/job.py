@@ -30,15 +30,17 @@ class SynthResult:
 
 
 def run(cfg: SynthConfig, progress: bool = False) -> SynthResult:
-    """Simulate a preset and write events/, customers.parquet, items.parquet and truth/."""
+    """Simulate a preset and write events/, customers.parquet, items.parquet, campaigns/ and truth/."""
     start = time.perf_counter()
     n_customers, n_items = cfg.sizes()
     out = Path(cfg.out)
-    for sub in ("events", "truth/monthly"):
+    for sub in ("events", "campaigns", "truth/monthly", "truth/campaigns"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     catalogue_seed, chunks_seed = np.random.SeedSequence(cfg.seed).spawn(2)
     catalogue = make_catalogue(n_items, np.random.default_rng(catalogue_seed))
-    customers, truth, events = _simulate_chunks(n_customers, catalogue, chunks_seed, out, progress)
+    customers, truth, events, campaign_rows = _simulate_chunks(
+        n_customers, catalogue, chunks_seed, out, progress
+    )
     customers.to_parquet(out / "customers.parquet", index=False)
     items = catalogue.frame()
     items.to_parquet(out / "items.parquet", index=False)
@@ -50,6 +52,7 @@ def run(cfg: SynthConfig, progress: bool = False) -> SynthResult:
             "events": (events, out / "events"),
             "customers": (len(customers), out / "customers.parquet"),
             "items": (len(items), out / "items.parquet"),
+            "campaigns": (campaign_rows, out / "campaigns"),
             "truth": (len(customers), out / "truth"),
         },
         events=events,
@@ -59,11 +62,12 @@ def run(cfg: SynthConfig, progress: bool = False) -> SynthResult:
 
 def _simulate_chunks(
     n_customers: int, catalogue: Catalogue, seed: np.random.SeedSequence, out: Path, progress: bool
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
     """Simulate and write the chunks one at a time; return the customers, their truth and the
-    number of events (the events are written per chunk, so they never sit in memory together)."""
+    numbers of events and campaign rows (both are written per chunk, so they never sit in memory
+    together)."""
     n_chunks = -(-n_customers // CHUNK_CUSTOMERS)
-    customer_parts, truth_parts, events = [], [], 0
+    customer_parts, truth_parts, events, campaign_rows = [], [], 0, 0
     bar = _progress(progress, n_chunks)
     for k, chunk_seed in enumerate(seed.spawn(n_chunks)):
         first = k * CHUNK_CUSTOMERS
@@ -72,16 +76,20 @@ def _simulate_chunks(
         customer_parts.append(chunk.customers)
         truth_parts.append(chunk.truth_customers)
         events += chunk.events.num_rows
+        campaign_rows += len(chunk.campaigns)
         if bar is not None:
             bar.update(bar.task_ids[0], advance=1, events=events)
     if bar is not None:
         bar.stop()
-    return pd.concat(customer_parts, ignore_index=True), pd.concat(truth_parts, ignore_index=True), events
+    customers = pd.concat(customer_parts, ignore_index=True)
+    return customers, pd.concat(truth_parts, ignore_index=True), events, campaign_rows
 
 
 def _write_chunk(chunk: ChunkOutput, out: Path, k: int) -> None:
     pq.write_table(chunk.events, out / "events" / f"part-{k:05d}.parquet", compression="zstd")
     chunk.truth_monthly.to_parquet(out / "truth" / "monthly" / f"part-{k:05d}.parquet", index=False)
+    chunk.campaigns.to_parquet(out / "campaigns" / f"part-{k:05d}.parquet", index=False)
+    chunk.truth_campaigns.to_parquet(out / "truth" / "campaigns" / f"part-{k:05d}.parquet", index=False)
 
 
 def _progress(enabled: bool, total: int) -> Progress | None:

@@ -25,6 +25,14 @@ def true_customers(data_dir: str | Path) -> pd.DataFrame:
     return _read_truth(data_dir, "customers.parquet")
 
 
+def true_campaign_effects(data_dir: str | Path) -> pd.DataFrame:
+    """The true effects of the simulated campaigns: one row per campaign, audience customer and
+    offer (every offer, not only the campaign's own), with ``treated`` (the customer's arm),
+    ``alive`` at the start, the hazard and purchase multipliers, ``p_retained_control``,
+    ``p_retained_treated`` and their difference ``uplift``."""
+    return _read_truth(data_dir, "campaigns")
+
+
 def true_items(data_dir: str | Path) -> pd.DataFrame:
     """The simulator's items: ``item_id``, ``category``, ``popularity``, ``vec_*`` and ``bias``.
 

@@ -2,7 +2,9 @@
 
 Each week every customer who has signed up and not churned may replace their phone (its
 lifecycle), buys other things (the category follows the cross-sell state), browses, opens the app
-and pushes, posts, files tickets and redeems coupons, and then may churn. The hidden state the
+and pushes, posts, files tickets and redeems coupons, and then may churn. In the weeks of a
+retention campaign (:mod:`.campaigns`) an audience is drawn and split at random first, and the
+offer changes the treated customers' hazard and purchases for a while. The hidden state the
 weeks carry forward is :class:`HiddenState`; what they do goes to an
 :class:`~features.synth.events.ActivityLog`, expanded into events at the end.
 """
@@ -16,6 +18,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from features.campaigns import DEFAULT_WINDOW
+from features.synth.campaigns import (
+    CAMPAIGN_AT_WEEK,
+    RESPONSE_NAMES,
+    CampaignLog,
+    CampaignSpec,
+    Marketing,
+    draw_audience,
+    draw_responses,
+    offer_multipliers,
+)
 from features.synth.config import (
     C_ACC,
     C_LAPTOP,
@@ -24,6 +37,8 @@ from features.synth.config import (
     C_TV,
     C_WEAR,
     CATEGORY_BASE,
+    COUPON_SENSITIVITY,
+    EFFECT_WEEKS,
     FIRST_PHONE_AT_SIGNUP,
     FIRST_PHONE_FADE_WEEKS,
     FIRST_PHONE_LATER,
@@ -43,11 +58,14 @@ from features.synth.config import (
     WEEKS,
 )
 from features.synth.events import EVENT_CODE, PURCHASE, ActivityLog, expand_events
+from features.synth.hidden import HiddenState, Week
 from features.synth.population import Catalogue, Customers, customers_frame, draw_customers
-from features.vocab import CATEGORIES
+from features.vocab import CATEGORIES, OFFERS
 
 TICKET_DECAY = 0.93  # weekly decay of the recent-tickets count that raises the churn hazard
+MAX_HAZARD = 0.9  # an offer that puts a customer off never makes leaving certain
 NO_PHONE_WEEK = -10_000  # the phone week of a customer without a phone from the brand
+NO_CAMPAIGN_WEEK = -10_000  # the campaign week of a customer in no campaign yet
 
 
 @dataclass
@@ -58,33 +76,8 @@ class ChunkOutput:
     events: pa.Table
     truth_customers: pd.DataFrame
     truth_monthly: pd.DataFrame
-
-
-@dataclass
-class HiddenState:
-    """What the weeks carry forward for each customer of a chunk."""
-
-    alive: np.ndarray
-    churn_week: np.ndarray  # -1 while alive
-    trickle: np.ndarray  # churned customers who keep opening the app now and then
-    engagement: np.ndarray  # drifts week by week, for some customers downwards
-    owned: np.ndarray  # (n, categories) bool
-    phone_week: np.ndarray  # week of the customer's own latest phone, far in the past for none
-    prior_phone_week: np.ndarray  # of the phone owned at the start, far in the past for none
-    tickets_recent: np.ndarray  # exponentially decayed count of service tickets
-
-
-@dataclass
-class Week:
-    """One week's view of a chunk, fixed at the start of the week."""
-
-    index: int
-    season: float  # shopping-activity multiplier
-    started: np.ndarray  # signed up by this week
-    active: np.ndarray  # signed up and not churned
-    eng: np.ndarray  # multiplier of activity from engagement
-    n_eco: np.ndarray  # categories owned
-    phone_age_years: np.ndarray  # 0 for customers without a phone
+    campaigns: pd.DataFrame
+    truth_campaigns: pd.DataFrame
 
 
 class MonthlyTruth:
@@ -141,15 +134,24 @@ def simulate_chunk(
 ) -> ChunkOutput:
     """Simulate ``n`` customers week by week; return their tables and ground truth."""
     rng = np.random.default_rng(seed)
+    marketing_rng = np.random.default_rng(seed.spawn(1)[0])
     customers = draw_customers(n, first_index, rng)
     state = initial_state(customers, rng)
+    marketing = Marketing(draw_responses(customers, marketing_rng), CampaignLog(), marketing_rng)
     log = ActivityLog()
     months = MonthlyTruth(n)
     for w, season in enumerate(week_multipliers()):
-        simulate_week(w, season, customers, state, log, months, rng)
-    events = expand_events(log, customers, catalogue, rng)
+        simulate_week(w, season, customers, state, log, months, rng, marketing)
+    events = expand_events(log, customers, catalogue, rng, marketing_rng)
     table = customers_frame(customers, rng)  # after the events: it draws from the same generator
-    return ChunkOutput(table, events, customer_truth(customers, state), months.frame(customers.customer_id))
+    return ChunkOutput(
+        table,
+        events,
+        customer_truth(customers, state, marketing),
+        months.frame(customers.customer_id),
+        marketing.log.table(),
+        marketing.log.truth(),
+    )
 
 
 def week_multipliers() -> np.ndarray:
@@ -205,6 +207,10 @@ def initial_state(customers: Customers, rng: np.random.Generator) -> HiddenState
         phone_week=phone_week,
         prior_phone_week=phone_week.copy(),
         tickets_recent=np.zeros(n),
+        hazard_mult=np.ones(n),
+        purchase_mult=np.ones(n),
+        effect_until=np.zeros(n, dtype=np.int64),
+        campaign_week=np.full(n, NO_CAMPAIGN_WEEK),
     )
 
 
@@ -216,18 +222,22 @@ def simulate_week(
     log: ActivityLog,
     months: MonthlyTruth,
     rng: np.random.Generator,
+    marketing: Marketing,
 ) -> None:
-    """One week: engagement drifts, phones age and are replaced, customers buy and engage, then
-    some churn."""
+    """One week: engagement drifts, a campaign may start, phones age and are replaced, customers
+    buy and engage, then some churn."""
     week = start_week(w, season, customers, state, rng)
+    if w in CAMPAIGN_AT_WEEK:
+        run_campaign(CAMPAIGN_AT_WEEK[w], week, customers, state, marketing)
+    hazard_mult, purchase_mult = state.effects(w)
     phone = phone_chance(week, customers, state)
     buy_phones(week, rng.random(len(customers)) < phone, state, log)
-    rate = purchase_rate(week, customers)
+    rate = purchase_rate(week, customers) * purchase_mult
     buy(week, np.minimum(rng.poisson(rate), MAX_PURCHASES_PER_WEEK), state, log, rng)
     extra = cross_sell_rate(week, state)
     cross_sell(week, np.minimum(rng.poisson(extra), MAX_PURCHASES_PER_WEEK), state, log, rng)
-    engage(week, customers, state, log, rng)
-    hazard = churn_hazard(week, customers, state)
+    engage(week, customers, state, log, rng, marketing.responses.price_sensitivity, purchase_mult)
+    hazard = np.minimum(churn_hazard(week, customers, state) * hazard_mult, MAX_HAZARD)
     churn(week, hazard, state, rng)
     state.tickets_recent *= TICKET_DECAY
     months.add_week(w, hazard, rate + phone + extra, state.alive)
@@ -253,9 +263,13 @@ def start_week(
 
 
 def purchase_rate(week: Week, customers: Customers) -> np.ndarray:
-    """The expected number of purchases other than one's own phone of each customer this week."""
-    rate = PURCHASE_RATE * customers.activity * week.season * week.eng * (1 + 0.15 * customers.tier)
-    return np.where(week.active, rate, 0.0)
+    """The expected number of purchases other than one's own phone of each customer this week
+    (before a campaign's offer multiplies it)."""
+    return np.where(week.active, _purchase_rate(customers, week.season, week.eng), 0.0)
+
+
+def _purchase_rate(customers: Customers, season: float, eng: np.ndarray) -> np.ndarray:
+    return PURCHASE_RATE * customers.activity * season * eng * (1 + 0.15 * customers.tier)
 
 
 def phone_chance(week: Week, customers: Customers, state: HiddenState) -> np.ndarray:
@@ -338,10 +352,19 @@ def category_weights(week: Week, buyer: np.ndarray, state: HiddenState) -> np.nd
 
 
 def engage(
-    week: Week, customers: Customers, state: HiddenState, log: ActivityLog, rng: np.random.Generator
+    week: Week,
+    customers: Customers,
+    state: HiddenState,
+    log: ActivityLog,
+    rng: np.random.Generator,
+    price_sensitivity: np.ndarray,
+    shopping_mult: np.ndarray,
 ) -> None:
-    """Draw and log the week's activity besides purchases; tickets add to the recent count."""
-    counts = {kind: rng.poisson(rate) for kind, rate in activity_rates(week, customers, state).items()}
+    """Draw and log the week's activity besides purchases (an offer in force multiplies browsing as
+    it does purchases); tickets add to the recent count."""
+    rates = activity_rates(week, customers, state, price_sensitivity)
+    rates["view"] = rates["view"] * shopping_mult
+    counts = {kind: rng.poisson(rate) for kind, rate in rates.items()}
     counts["push_open"] = (rng.random(len(customers)) < push_open_chance(week, customers)).astype(np.int64)
     for kind, count in counts.items():
         who = np.flatnonzero(count > 0)
@@ -349,40 +372,83 @@ def engage(
     state.tickets_recent += counts["service_ticket"]
 
 
-def activity_rates(week: Week, customers: Customers, state: HiddenState) -> dict[str, np.ndarray]:
+def activity_rates(
+    week: Week, customers: Customers, state: HiddenState, price_sensitivity: np.ndarray
+) -> dict[str, np.ndarray]:
     """Expected weekly counts per event type; the order of the types is the order of the draws."""
-    active, eng = week.active, week.eng
+    active = week.active
     # a churned customer of the trickle keeps opening the app now and then
     trickle = np.where(state.alive | ~state.trickle | ~week.started, 0.0, 0.03)
-    tickets = 0.004 * customers.quality * (1 + 0.5 * week.n_eco) * (1 + 0.6 * (week.phone_age_years > 2))
+    rates = engagement_rates(
+        customers, week.season, week.eng, week.n_eco, week.phone_age_years, price_sensitivity
+    )
     return {
-        "view": np.where(active, 0.20 * customers.activity * week.season**0.5 * eng, 0.0),
-        "app_open": np.where(active, 0.20 * eng, trickle),
-        "service_ticket": np.where(active, tickets, 0.0),
-        "community_post": np.where(active, 0.05 * customers.community * eng, 0.0),
-        "coupon_redeem": np.where(active, 0.012 * (1 + customers.tier) * week.season, 0.0),
+        "view": np.where(active, rates["view"], 0.0),
+        "app_open": np.where(active, 0.20 * week.eng, trickle),
+        "service_ticket": np.where(active, rates["service_ticket"], 0.0),
+        "community_post": np.where(active, rates["community_post"], 0.0),
+        "coupon_redeem": np.where(active, rates["coupon_redeem"], 0.0),
     }
+
+
+def engagement_rates(
+    customers: Customers,
+    season: float,
+    eng: np.ndarray,
+    n_eco: np.ndarray,
+    phone_age_years: np.ndarray,
+    price_sensitivity: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Expected weekly counts of an active customer's views, tickets, posts and coupon redemptions."""
+    base, slope = COUPON_SENSITIVITY
+    return {
+        "view": 0.20 * customers.activity * season**0.5 * eng,
+        "service_ticket": ticket_rate(customers, n_eco, phone_age_years),
+        "community_post": 0.05 * customers.community * eng,
+        "coupon_redeem": 0.012 * (1 + customers.tier) * season * (base + slope * price_sensitivity),
+    }
+
+
+def ticket_rate(customers: Customers, n_eco: np.ndarray, phone_age_years: np.ndarray) -> np.ndarray:
+    """Expected weekly service tickets of an active customer."""
+    return 0.004 * customers.quality * (1 + 0.5 * n_eco) * (1 + 0.6 * (phone_age_years > 2))
 
 
 def push_open_chance(week: Week, customers: Customers) -> np.ndarray:
     """The chance of opening this week's push."""
-    chance = np.clip(PUSH_OPEN_RATE * week.eng * (0.5 + customers.push_affinity), 0, 0.5)
-    return np.where(week.active, chance, 0.0)
+    return np.where(week.active, _push_open_chance(customers, week.eng), 0.0)
+
+
+def _push_open_chance(customers: Customers, eng: np.ndarray) -> np.ndarray:
+    return np.clip(PUSH_OPEN_RATE * eng * (0.5 + customers.push_affinity), 0, 0.5)
 
 
 def churn_hazard(week: Week, customers: Customers, state: HiddenState) -> np.ndarray:
     """The weekly churn hazard: recent tickets, falling engagement, an ageing phone and few owned
-    categories raise it; tier, ecosystem depth and spending power lower it."""
+    categories raise it; tier, ecosystem depth and spending power lower it (before an offer
+    multiplies it)."""
+    hazard = base_hazard(customers, state.tickets_recent, state.engagement, week.phone_age_years, week.n_eco)
+    return np.where(week.active, hazard, 0.0)
+
+
+def base_hazard(
+    customers: Customers,
+    tickets_recent: np.ndarray,
+    engagement: np.ndarray,
+    phone_age_years: np.ndarray,
+    n_eco: np.ndarray,
+) -> np.ndarray:
+    """The weekly churn hazard of an active customer in this state."""
     logit = (
         -6.3
-        + 0.55 * state.tickets_recent
-        - 0.9 * state.engagement
-        + 0.45 * np.clip(week.phone_age_years - 1.5, 0, 3)
-        - 0.30 * np.clip(week.n_eco, 0, 5)
+        + 0.55 * tickets_recent
+        - 0.9 * engagement
+        + 0.45 * np.clip(phone_age_years - 1.5, 0, 3)
+        - 0.30 * np.clip(n_eco, 0, 5)
         - customers.tier * 0.35
         - 0.15 * customers.value
     )
-    return np.where(week.active, 1 / (1 + np.exp(-logit)), 0.0)
+    return 1 / (1 + np.exp(-logit))
 
 
 def churn(week: Week, hazard: np.ndarray, state: HiddenState, rng: np.random.Generator) -> None:
@@ -392,9 +458,103 @@ def churn(week: Week, hazard: np.ndarray, state: HiddenState, rng: np.random.Gen
     state.churn_week[churns] = week.index
 
 
-def customer_truth(customers: Customers, state: HiddenState) -> pd.DataFrame:
+# -- campaigns --------------------------------------------------------------------------------
+
+
+def run_campaign(
+    spec: CampaignSpec, week: Week, customers: Customers, state: HiddenState, marketing: Marketing
+) -> None:
+    """Draw the campaign's audience and arms, start its offer for the treated customers, and record
+    every audience customer's true chance of being retained under either arm, for every offer."""
+    hazard = base_hazard(customers, state.tickets_recent, state.engagement, week.phone_age_years, week.n_eco)
+    rows, treated = draw_audience(week, customers, state, hazard, marketing.rng)
+    marketing.log.add(spec, customers.customer_id, rows, treated)
+    ps = marketing.responses.price_sensitivity
+    # no earlier offer is still in force for the audience (the contact gap is longer than an effect)
+    ones, none = np.ones(len(customers)), np.zeros(len(customers), dtype=np.int64)
+    control = retention_probability(week, customers, state, ones, ones, none, ps)[rows]
+    truths = []
+    for offer in OFFERS:
+        hazard, purchases = offer_multipliers(offer, week, customers, state, marketing.responses)
+        full = np.full(len(customers), EFFECT_WEEKS)
+        offered = retention_probability(week, customers, state, hazard, purchases, full, ps)[rows]
+        truths.append(
+            pd.DataFrame(
+                {
+                    "campaign_id": spec.campaign_id,
+                    "customer_id": customers.customer_id[rows],
+                    "offer": offer,
+                    "treated": treated,
+                    "alive": state.alive[rows],
+                    "hazard_multiplier": hazard[rows].astype(np.float32),
+                    "purchase_multiplier": purchases[rows].astype(np.float32),
+                    "p_retained_control": control.astype(np.float32),
+                    "p_retained_treated": offered.astype(np.float32),
+                    "uplift": (offered - control).astype(np.float32),
+                }
+            )
+        )
+        if offer == spec.offer:
+            chosen = rows[treated]
+            state.hazard_mult[chosen] = hazard[chosen]
+            state.purchase_mult[chosen] = purchases[chosen]
+            state.effect_until[chosen] = week.index + EFFECT_WEEKS
+    marketing.log.add_truth(pd.concat(truths, ignore_index=True))
+
+
+def retention_probability(
+    week: Week,
+    customers: Customers,
+    state: HiddenState,
+    hazard_mult: np.ndarray,
+    purchase_mult: np.ndarray,
+    effect_weeks: np.ndarray,
+    price_sensitivity: np.ndarray,
+) -> np.ndarray:
+    """(n,) chance of an activity event in the retention window (``features.campaigns``) of a
+    campaign that starts this week, if an offer multiplies each customer's hazard and purchases by
+    these factors for ``effect_weeks`` weeks.
+
+    The state is carried forward in expectation: engagement drifts by its mean, tickets arrive at
+    their expected rate and decay, phones age (none is replaced), promotions follow the calendar.
+    Then, with ``h_k`` the week's hazard and ``q_k`` the chance of no activity event in week ``k``,
+    ``P(quiet from week k) = q_k (h_k + (1 - h_k) P(quiet from week k + 1))``: no activity this
+    week, then the customer leaves or carries on.
+    """
+    first = DEFAULT_WINDOW.offset_days // 7
+    last = (DEFAULT_WINDOW.offset_days + DEFAULT_WINDOW.days) // 7
+    seasons = week_multipliers()
+    owns_phone = state.owned[:, C_PHONE]
+    tickets = state.tickets_recent.copy()
+    hazards, quiet = [], []
+    for k in range(last):
+        season = seasons[min(week.index + k, WEEKS - 1)]
+        engagement = np.clip(state.engagement - customers.decline * k, -3, 2)
+        eng = np.exp(0.6 * engagement)
+        phone_age = np.where(owns_phone, week.phone_age_years + k / 52.0, 0.0)
+        rates = engagement_rates(customers, season, eng, week.n_eco, phone_age, price_sensitivity)
+        tickets = tickets + rates["service_ticket"]
+        on = k < effect_weeks
+        hazard = base_hazard(customers, tickets, engagement, phone_age, week.n_eco)
+        hazards.append(np.minimum(hazard * np.where(on, hazard_mult, 1.0), MAX_HAZARD))
+        shopping = np.where(on, purchase_mult, 1.0)
+        purchases = _purchase_rate(customers, season, eng) * shopping
+        events = purchases + rates["view"] * shopping + rates["service_ticket"] + rates["community_post"]
+        events = events + rates["coupon_redeem"]
+        quiet.append(np.exp(-events) * (1 - _push_open_chance(customers, eng)))
+        tickets = tickets * TICKET_DECAY
+    alive = week.active.astype(float)
+    for k in range(first):
+        alive = alive * (1 - hazards[k])
+    quiet_after = np.ones(len(customers))
+    for k in reversed(range(first, last)):
+        quiet_after = quiet[k] * (hazards[k] + (1 - hazards[k]) * quiet_after)
+    return alive * (1 - quiet_after)
+
+
+def customer_truth(customers: Customers, state: HiddenState, marketing: Marketing) -> pd.DataFrame:
     """The truth/customers table of the chunk: churn time, the phone owned at the start (bought
-    before the data, so no event shows it), latents and taste."""
+    before the data, so no event shows it), latents, the disposition towards offers and taste."""
     churn_week = np.where(state.churn_week >= 0, state.churn_week, np.nan)
     prior_phone_week = np.where(state.prior_phone_week > NO_PHONE_WEEK, state.prior_phone_week, np.nan)
     return pd.DataFrame(
@@ -405,6 +565,8 @@ def customer_truth(customers: Customers, state: HiddenState) -> pd.DataFrame:
             "activity": customers.activity,
             "quality": customers.quality,
             "engagement_decline": customers.decline,
+            "price_sensitivity": marketing.responses.price_sensitivity,
+            "offer_response": np.array(RESPONSE_NAMES, dtype=object)[marketing.responses.kind],
         }
         | {f"taste_{d}": customers.taste[:, d].astype(np.float32) for d in range(TASTE_DIM)}
     )

@@ -298,3 +298,131 @@ def test_items_cover_every_category(tiny_data: Path):
     assert set(items["category"]) == set(CATEGORIES)
     assert items["item_id"].is_unique and (items["price"] > 0).all()
     assert np.isin(items["active"], [True, False]).all()
+
+
+# -- retention campaigns and marketing exposures ------------------------------------------------
+
+
+def test_campaigns_are_randomised_with_a_control_share(tiny_data: Path):
+    from features.synth.config import CONTROL_SHARE
+
+    campaigns = pd.read_parquet(tiny_data / "campaigns")
+    truth = pd.read_parquet(tiny_data / "truth" / "campaigns")
+    assert campaigns.groupby("campaign_id")["ts"].nunique().eq(1).all()
+    assert not campaigns.duplicated(["campaign_id", "customer_id"]).any()
+    assert set(campaigns["arm"]) == {"treatment", "control"}
+    assert (campaigns["arm"] == "control").mean() == pytest.approx(CONTROL_SHARE, abs=0.03)
+    assert (campaigns.loc[campaigns["arm"] == "control", "cost"] == 0).all()
+    assert (campaigns.loc[campaigns["arm"] == "treatment", "cost"] > 0).all()
+    # the arms are a random split: the same true chance of staying without the offer
+    own = truth.merge(
+        campaigns[["campaign_id", "customer_id", "offer"]], on=["campaign_id", "customer_id", "offer"]
+    )
+    by_arm = own.groupby("treated")["p_retained_control"].mean()
+    assert by_arm[True] == pytest.approx(by_arm[False], abs=0.03)
+    per_year = campaigns.groupby(campaigns["ts"].dt.year)["campaign_id"].nunique()
+    assert (per_year >= 4).all()
+
+
+def test_no_campaign_reaches_a_customer_while_an_earlier_ones_outcome_is_read(tiny_data: Path):
+    from features.campaigns import DEFAULT_WINDOW
+
+    campaigns = pd.read_parquet(tiny_data / "campaigns").sort_values(["customer_id", "ts"])
+    gap = campaigns.groupby("customer_id")["ts"].diff().dropna()
+    assert (gap >= pd.Timedelta(days=DEFAULT_WINDOW.offset_days + DEFAULT_WINDOW.days)).all()
+
+
+def test_true_effects_differ_between_customers_as_designed(tiny_data: Path):
+    truth = pd.read_parquet(tiny_data / "truth" / "campaigns")
+    customers = pd.read_parquet(tiny_data / "truth" / "customers.parquet")
+    frame = truth.merge(customers[["customer_id", "price_sensitivity", "offer_response"]], on="customer_id")
+    alive = frame[frame["alive"]]
+    assert set(truth["offer"]) == {"coupon", "upgrade_offer", "service_call", "bundle", "push"}
+    # nobody gone before the campaign is kept by it; the indifferent do not react at all
+    assert (frame.loc[~frame["alive"], "uplift"] == 0).all()
+    assert (alive.loc[alive["offer_response"] == "indifferent", "uplift"].abs() < 1e-6).all()
+    # a few react against a marketing offer, never against a service call
+    against = alive[alive["offer_response"] == "against"]
+    assert (against.loc[against["offer"] == "coupon", "uplift"] <= 1e-6).all()
+    assert (against.loc[against["offer"] == "service_call", "uplift"].abs() < 1e-6).all()
+    # price-sensitive customers answer coupons
+    coupon = alive[(alive["offer"] == "coupon") & (alive["offer_response"] == "responds")]
+    sensitive = coupon["price_sensitivity"] > coupon["price_sensitivity"].median()
+    assert coupon.loc[sensitive, "uplift"].mean() > 2 * coupon.loc[~sensitive, "uplift"].mean()
+    # and customers with recent service tickets answer a service call
+    con = open_validated(tiny_data)
+    con.register("calls", alive[alive["offer"] == "service_call"][["campaign_id", "customer_id", "uplift"]])
+    with_tickets, without = con.execute(
+        """WITH c AS (SELECT calls.*, (SELECT min(ts) FROM campaigns k
+                              WHERE k.campaign_id = calls.campaign_id) AS start FROM calls),
+                t AS (SELECT c.*, (SELECT count(*) FROM events e WHERE e.customer_id = c.customer_id
+                        AND e.event_type = 'service_ticket' AND e.ts >= c.start - INTERVAL 30 DAY
+                        AND e.ts < c.start) AS tickets FROM c)
+           SELECT avg(uplift) FILTER (WHERE tickets > 0), avg(uplift) FILTER (WHERE tickets = 0) FROM t"""
+    ).fetchone()
+    assert with_tickets > 3 * without
+
+
+def test_the_true_retention_matches_the_realised_one(tiny_data: Path):
+    # the truth's chance of being retained, per arm, against the share retained in the events
+    from features.campaigns import campaign_outcomes, list_campaigns
+
+    con = open_validated(tiny_data)
+    truth = pd.read_parquet(tiny_data / "truth" / "campaigns")
+    realised, expected = [], []
+    for campaign in list_campaigns(con):
+        outcomes = campaign_outcomes(con, campaign)
+        own = truth[(truth["campaign_id"] == campaign.campaign_id) & (truth["offer"] == campaign.offer)]
+        own = own.merge(outcomes, on="customer_id")
+        p = np.where(own["treated_x"], own["p_retained_treated"], own["p_retained_control"])
+        realised.append(own["retained"].to_numpy())
+        expected.append(p)
+    realised, expected = np.concatenate(realised), np.concatenate(expected)
+    assert realised.mean() == pytest.approx(expected.mean(), abs=0.02)
+    # and it ranks: customers the truth gives a low chance are retained far less often
+    low = expected < np.quantile(expected, 0.2)
+    assert realised[low].mean() < realised[~low].mean() - 0.2
+
+
+def test_ads_convert_at_the_brands_rates_and_pushes_are_sent_before_opened(tiny_data: Path):
+    from features.synth.config import AD_RATES, PUSH_OPEN_SHARE
+
+    con = open_validated(tiny_data)
+    funnels = con.execute(
+        """WITH clicks AS (SELECT customer_id, item_id, channel, ts FROM events
+                           WHERE event_type = 'ad_click'),
+                bought AS (SELECT DISTINCT p.customer_id, p.ts, p.channel FROM events p JOIN clicks c
+                           ON p.customer_id = c.customer_id AND p.item_id = c.item_id
+                           AND p.channel = c.channel AND p.ts > c.ts AND p.ts <= c.ts + INTERVAL 7 DAY
+                           WHERE p.event_type = 'purchase')
+           SELECT channel, count(*) FILTER (WHERE event_type = 'ad_impression'),
+                  count(*) FILTER (WHERE event_type = 'ad_click'),
+                  (SELECT count(*) FROM bought b WHERE b.channel = e.channel)
+           FROM events e WHERE event_type IN ('ad_impression', 'ad_click') GROUP BY channel"""
+    ).fetchall()
+    assert {row[0] for row in funnels} == set(AD_RATES)
+    for channel, impressions, clicks, purchases in funnels:
+        click_rate, purchase_rate = AD_RATES[channel]
+        assert clicks / impressions == pytest.approx(click_rate, rel=0.15), channel
+        assert purchases / impressions == pytest.approx(purchase_rate, rel=0.15), channel
+    opened, sent, unexplained = con.execute(
+        """SELECT count(*) FILTER (WHERE event_type = 'push_open'),
+                  count(*) FILTER (WHERE event_type = 'push_sent'),
+             (SELECT count(*) FROM events o WHERE o.event_type = 'push_open' AND NOT EXISTS (
+                SELECT 1 FROM events s WHERE s.event_type = 'push_sent' AND s.customer_id = o.customer_id
+                AND s.ts BETWEEN o.ts - INTERVAL 6 HOUR AND o.ts))
+           FROM events"""
+    ).fetchone()
+    assert opened / sent == pytest.approx(PUSH_OPEN_SHARE, abs=0.02) and unexplained == 0
+
+
+def test_exposures_never_follow_a_customers_last_own_event(tiny_data: Path):
+    con = open_validated(tiny_data)
+    late = con.execute(
+        """WITH own AS (SELECT customer_id, max(ts) AS last_ts FROM events
+                        WHERE event_type NOT IN ('push_sent', 'ad_impression', 'ad_click') GROUP BY 1)
+           SELECT count(*) FROM events e LEFT JOIN own USING (customer_id)
+           WHERE e.event_type IN ('push_sent', 'ad_impression', 'ad_click')
+             AND (own.last_ts IS NULL OR e.ts > own.last_ts)"""
+    ).fetchone()[0]
+    assert late == 0
