@@ -40,6 +40,7 @@ from features.snapshot import build_snapshot
 from features.synth.list_quality import measure, measure_winback, truth_at
 from serving.batch import ScoredLists, score_lists
 
+
 def score_with_model(snapshot: pd.DataFrame, args: argparse.Namespace) -> ScoredLists:
     """Every snapshot row scored as the lists score them, from the churn and value models."""
     from features.store import Store

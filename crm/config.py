@@ -9,6 +9,7 @@ command's parameters carry the names of its configuration's fields (``--register
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ Config = TypeVar("Config")
 # parameter sources that mean "given on this command line" (the rest are defaults)
 GIVEN_SOURCES = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 META_KEY = "crm.config"  # where the file's path and values wait in the context
+ALIASES_KEY = "crm.aliases"  # values given under an option's older spelling
 
 
 def config_option() -> Any:
@@ -33,6 +35,29 @@ def config_option() -> Any:
         callback=read_config,
         help="YAML file with the job's settings; flags given here override it.",
     )
+
+
+def choices(name: str, words: tuple[str, ...]) -> type[StrEnum]:
+    """A vocabulary as the choices of a repeatable option (typer takes a list of an enum, not of a
+    ``Literal``); its members are the words themselves."""
+    return StrEnum(name, {word: word for word in words})
+
+
+def chosen(values: list[StrEnum]) -> list[str] | None:
+    """The words picked from :func:`choices` (None when none was: the job's "every one")."""
+    return [str(value) for value in values] or None
+
+
+def alias_option(name: str, flag: str) -> Any:
+    """A hidden older spelling ``flag`` of parameter ``name``'s option (``--min-prob`` for
+    ``--min-probability``): still read, as if the option itself were given, but no longer shown."""
+
+    def remember(ctx: typer.Context, value: Any) -> Any:
+        if value is not None:
+            ctx.meta.setdefault(ALIASES_KEY, {})[name] = value
+        return value
+
+    return typer.Option(None, flag, hidden=True, callback=remember)
 
 
 def read_config(ctx: typer.Context, path: Path | None) -> Path | None:
@@ -92,8 +117,10 @@ def job_config(ctx: typer.Context, model: type[Config], **values: Any) -> Config
     if unknown:
         keys = ", ".join(repr(key) for key in unknown)
         raise UserError(f"{path}: unknown key {keys}; {model.__name__} has {', '.join(fields)}.")
-    flags = {name: value for name, value in ctx.params.items() if name in fields} | values
-    used = {key: value for key, value in from_file.items() if not given(ctx, key)}
+    # an older spelling counts as given, unless the option itself was given too
+    aliased = {k: v for k, v in ctx.meta.get(ALIASES_KEY, {}).items() if k in fields and not given(ctx, k)}
+    flags = {name: value for name, value in ctx.params.items() if name in fields} | aliased | values
+    used = {key: value for key, value in from_file.items() if not given(ctx, key) and key not in aliased}
     try:
         return TypeAdapter(model).validate_python(flags | used)
     except ValidationError as exc:

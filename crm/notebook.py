@@ -1,8 +1,9 @@
 """Set-up for the notebooks: which data and which models to report on.
 
-If ``make demo`` has run (``out/demo`` and champions in the configured MLflow store), notebooks
-report on that. Otherwise they run the tiny pipeline once into ``out/notebooks`` with a private
-store (steps are reused by later notebooks), so they run anywhere, CI included.
+If ``make demo`` has run (``out/demo``, or ``out/tiny`` after ``make demo PRESET=tiny``, and
+champions in the configured MLflow store), notebooks report on that. Otherwise they run the tiny
+pipeline once into ``out/notebooks`` with a private store (steps are reused by later notebooks), so
+they run anywhere, CI included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class NotebookContext:
     online_dir: Path
     work_dir: Path
     tracking_uri: str
-    source: str  # "demo" or "tiny"
+    source: str  # "demo" (a `crm demo` run's outputs) or "tiny" (the notebooks' own run)
 
 
 def repo_root() -> Path:
@@ -43,10 +44,12 @@ def setup(need_models: bool = True) -> NotebookContext:
 
     root = repo_root()
     os.chdir(root)  # relative defaults (mlflow/, out/) resolve against the repository
-    demo = root / "out" / "demo"
+    # where `crm demo --preset P` writes (out/P), the demo preset first
+    runs = [root / "out" / preset for preset in ("demo", "tiny")]
+    runs = [work for work in runs if (work / "demo_state.json").is_file()]
     store = settings.store()
-    if (demo / "demo_state.json").is_file() and (not need_models or _has_champions(store)):
-        work, source = demo, "demo"
+    if runs and (not need_models or _has_champions(store)):
+        work, source = runs[0], "demo"
     else:
         work, source = root / "out" / "notebooks", "tiny"
         store = Store.at(work / "mlflow")

@@ -1,6 +1,6 @@
 """The main job (``crm demo``): simulate, validate, build features, train, register, promote,
-write the retention and win-back lists, summarise. Wiring only: every step calls a job of features/, training/ or
-serving/.
+write the retention and win-back lists, measure them, summarise. Wiring only: every step calls a
+job of features/, training/ or serving/.
 
 Each step records what it produced in ``<work>/demo_state.json`` together with a key of its
 inputs, so a second run skips what is already there, and a run interrupted in the middle starts
@@ -20,14 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from rich.console import Console
 from rich.table import Table
 
 from features.families import feature_set_version
 from features.store import Store
 from features.vocab import DemoPreset
-
 
 CHURN_HORIZON_DAYS = 90  # the churn label's horizon (the model's default)
 
@@ -39,7 +38,7 @@ class DemoConfig(BaseModel):
 
     preset: DemoPreset = "demo"
     seed: int = 42
-    work_dir: Path = Path("out/demo")
+    work_dir: Path | None = Field(None, validate_default=True)  # None: out/<preset>
     churn_trials: int = Field(10, ge=1)
     # 5, not the model's 8: on the demo preset the training loss is flat after the first few epochs,
     # and every further epoch is a long step on a small machine, which kept `make demo` from a fresh
@@ -51,6 +50,14 @@ class DemoConfig(BaseModel):
     value_horizon_days: int = Field(180, ge=1)
     force: bool = False  # rerun every step
     store: Store = Field(default_factory=Store)  # where the models are tracked and registered
+
+    @field_validator("work_dir")
+    @classmethod
+    def _work_dir_of_preset(cls, work_dir: Path | None, info: ValidationInfo) -> Path | None:
+        """Each preset in a folder of its own, so a tiny run never overwrites the demo's outputs."""
+        if work_dir is None and "preset" in info.data:
+            return Path("out") / info.data["preset"]
+        return work_dir
 
 
 @dataclass
@@ -327,11 +334,14 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
          lambda: value_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
     step("promote value", f"{store_key}|{state.key_of('train value')}",
          lambda: promote_step("value", cfg.store, console))  # fmt: skip
-    lists_key = f"{store_key}|{state.key_of('promote churn')}|{state.key_of('promote value')}|top:{cfg.churn_top}"
+    lists_key = (
+        f"{store_key}|{state.key_of('promote churn')}|{state.key_of('promote value')}|top:{cfg.churn_top}"
+    )
     step("churn list", lists_key,
          lambda: churn_list_step(online_dir, work / "churn_list.csv", cfg.churn_top, cfg.store))  # fmt: skip
+    winback_csv = work / "winback_list.csv"
     step("win-back list", lists_key,
-         lambda: winback_list_step(online_dir, work / "winback_list.csv", cfg.churn_top, cfg.store))  # fmt: skip
+         lambda: winback_list_step(online_dir, winback_csv, cfg.churn_top, cfg.store))  # fmt: skip
     step("list quality", lists_key,
          lambda: list_quality_step(data_dir, state.records["train churn"]["outputs"]["holdout"], metrics_dir,
                                    cfg.store))  # fmt: skip
@@ -377,17 +387,32 @@ def list_quality_table(result: DemoResult) -> Table | None:
     for col in ("list", "measure", "list value", "best possible / base rate"):
         table.add_column(col)
     by_p, hazard = doc["retention_by_probability"], doc["true_hazard"]
-    table.add_row("retention, by probability", "true leavers in the top 1,000",
-                  f"{by_p['true_leavers_top_1000']:.1%}",
-                  f"{hazard['true_leavers_top_1000']:.1%} by true hazard; base {doc['base_rate_alive']:.1%}")
-    table.add_row("retention, by expected loss", "leavers' revenue caught by the top 1,000",
-                  f"{doc['revenue_caught_top_1000']:,.0f}", f"{doc['revenue_caught_best_1000']:,.0f} best")
-    table.add_row("retention", "already gone in the top 1,000",
-                  f"{doc['retention_by_expected_loss']['lapsed_share_top_1000']:.1%}", "0%")
+    table.add_row(
+        "retention, by probability",
+        "true leavers in the top 1,000",
+        f"{by_p['true_leavers_top_1000']:.1%}",
+        f"{hazard['true_leavers_top_1000']:.1%} by true hazard; base {doc['base_rate_alive']:.1%}",
+    )
+    table.add_row(
+        "retention, by expected loss",
+        "leavers' revenue caught by the top 1,000",
+        f"{doc['revenue_caught_top_1000']:,.0f}",
+        f"{doc['revenue_caught_best_1000']:,.0f} best",
+    )
+    table.add_row(
+        "retention",
+        "already gone in the top 1,000",
+        f"{doc['retention_by_expected_loss']['lapsed_share_top_1000']:.1%}",
+        "0%",
+    )
     if "winback" in doc:
         w = doc["winback"]
-        table.add_row("win-back", "still there to win back, top 1,000", f"{w['winnable_top_1000']:.1%}",
-                      f"{w['winnable_base_rate_lapsed']:.1%} of all lapsed")
+        table.add_row(
+            "win-back",
+            "still there to win back, top 1,000",
+            f"{w['winnable_top_1000']:.1%}",
+            f"{w['winnable_base_rate_lapsed']:.1%} of all lapsed",
+        )
     return table  # fmt: skip
 
 

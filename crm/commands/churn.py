@@ -8,8 +8,12 @@ import typer
 from rich.table import Table
 
 from crm.apps import app, console, train_app, user_errors
-from crm.config import config_option, job_config
+from crm.config import alias_option, choices, chosen, config_option, job_config
 from features.vocab import LIFECYCLE_STAGES, ChurnLabel, ChurnSort, ModelName, Population
+from serving.schemas import MAX_BATCH, TIERS
+
+Tier = choices("Tier", TIERS)  # the API's tiers: the member tiers, and unknown for those without one
+Stage = choices("Stage", LIFECYCLE_STAGES)
 
 
 @train_app.command("churn")
@@ -33,7 +37,9 @@ def train_churn(
         30, min=1, help="Activity label's population: an activity event in this many days before as-of."
     ),
     population: Population = typer.Option("active", help="active (the label's window) or all customers."),
-    trials: int = typer.Option(20, min=1, help="Optuna trials (a stored study resumes where it stopped)."),
+    trials: int = typer.Option(
+        20, min=1, help="Optuna trials to run (on top of those a stored study of this holdout has)."
+    ),
     n_train_dates: int = typer.Option(3, min=1, help="How many training as-of dates before validation."),
     date_step_days: int = typer.Option(30, min=1, help="Days between training as-of dates."),
     register_model: bool = typer.Option(
@@ -46,6 +52,7 @@ def train_churn(
     """Train, tune, calibrate and evaluate the LightGBM churn model; log it to MLflow."""
     from crm import settings
     from training.churn import ChurnTrainConfig, run
+    from training.registry import registration_note
 
     cfg = job_config(ctx, ChurnTrainConfig, store=settings.store())
     with console.status("training the churn model") as status:
@@ -61,7 +68,7 @@ def train_churn(
     if result.registered_version:
         champ = "none" if result.champion_metric is None else f"{result.champion_metric:.4f}"
         console.print(
-            f"registered churn v{result.registered_version} as challenger"
+            f"{registration_note('churn', result.registered_version, result.challenger_version)}"
             f" (champion's roc_auc on this holdout: {champ}); promote with `crm promote churn`"
         )
 
@@ -69,44 +76,66 @@ def train_churn(
 @app.command("promote")
 @user_errors
 def promote(
-    model: ModelName = typer.Argument(..., help="churn or recommender"),
+    model: ModelName = typer.Argument(..., help="churn, recommender or value"),
     force: bool = typer.Option(False, help="Promote even if the challenger does not beat the champion."),
 ) -> None:
-    """Move alias `champion` to the challenger if it beats the champion on the same holdout."""
+    """Move alias `champion` to the challenger if it beats the champion on the same holdout, once
+    it has loaded and scored its input example (a broken challenger is never promoted)."""
     from crm import settings
     from training.registry import promote as promote_model
 
-    result = promote_model(model, force=force, store=settings.store())
+    result = promote_model(model, force=force, store=settings.store(), say=console.print)
     before = "no champion" if result.previous is None else f"v{result.previous}"
     versus = "" if result.champion_metric is None else f" vs {result.champion_metric:.4f}"
     console.print(
         f"[green]{model} v{result.version} is champion[/] (was {before};"
-        f" {result.metric_name} {result.challenger_metric:.4f}{versus}{', forced' if force else ''})"
+        f" {result.metric_name} {result.challenger_metric:.4f}{versus}{', forced' if force else ''};"
+        f" loaded and scored {result.scored_rows} example rows first)"
     )
+
+
+# The options both customer lists take (one definition; typer reads an option's declaration, never
+# changes it).
+OUT = typer.Option(..., help="Output file: .csv or .parquet.")
+TOP = typer.Option(1000, min=1, max=MAX_BATCH, help="How many customers to list (the API's limit).")
+TIERS = typer.Option([], "--tier", help="Member tier(s) to include (repeatable).")
+REGIONS = typer.Option([], "--region", help="Region(s) to include (repeatable).")
+OWNS = typer.Option([], help="Only owners of these categories (repeatable).")
+SNAPSHOT = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT).")
+
+
+def list_config(ctx: typer.Context, cls: type, snapshot: Path | None, tiers, regions, owns, **given):
+    """The list job's config from the command line (and ``--config``), the segment as the job takes it."""
+    from crm import settings
+
+    return job_config(
+        ctx, cls, snapshot=snapshot or settings.online_snapshot_dir(), tiers=chosen(tiers),
+        regions=regions or None, owns=owns or None, store=settings.store(), **given,
+    )  # fmt: skip
 
 
 @app.command("churn-list")
 @user_errors
 def churn_list_command(
     ctx: typer.Context,
-    out: Path = typer.Option(..., help="Output file: .csv or .parquet."),
-    top: int = typer.Option(1000, min=1, help="How many customers to list."),
+    out: Path = OUT,
+    top: int = TOP,
     min_probability: float = typer.Option(
-        0.0, "--min-prob", min=0.0, max=1.0, help="Only customers at least this likely to churn."
+        0.0, min=0.0, max=1.0, help="Only customers at least this likely to churn."
     ),
-    tiers: list[str] = typer.Option([], "--tier", help="Member tier(s) to include (repeatable)."),
-    regions: list[str] = typer.Option([], "--region", help="Region(s) to include (repeatable)."),
-    owns: list[str] = typer.Option([], help="Only owners of these categories (repeatable)."),
-    stages: list[str] = typer.Option(
+    min_prob: float | None = alias_option("min_probability", "--min-prob"),
+    tiers: list[Tier] = TIERS,
+    regions: list[str] = REGIONS,
+    owns: list[str] = OWNS,
+    stages: list[Stage] = typer.Option(
         [],
         "--stage",
-        help=f"Lifecycle stage(s) to include, of {', '.join(LIFECYCLE_STAGES)} (repeatable;"
-        " default: every one but lapsed).",
+        help="Lifecycle stage(s) to include (repeatable; default: every one but lapsed).",
     ),
     sort: ChurnSort = typer.Option(
         "expected_loss", help="expected_loss (probability x value) or probability."
     ),
-    snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT)."),
+    snapshot: Path | None = SNAPSHOT,
     model_uri: str = typer.Option("models:/churn@champion", help="Model to score with."),
     value_model_uri: str = typer.Option(
         "models:/value@champion",
@@ -114,15 +143,13 @@ def churn_list_command(
     ),
     config: Path | None = config_option(),
 ) -> None:
-    """Score the latest snapshot with the champion and write the ranked retention list (lapsed
-    customers left out unless asked for with --stage)."""
-    from crm import settings
+    """Write the retention list: the snapshot's customers ranked by expected loss, lapsed ones left out.
+
+    Lapsed customers are listed only when --stage asks for them (the win-back list is theirs).
+    """
     from serving.batch import ChurnListConfig, write_churn_list
 
-    cfg = job_config(
-        ctx, ChurnListConfig, snapshot=snapshot or settings.online_snapshot_dir(), tiers=tiers or None,
-        regions=regions or None, owns=owns or None, stages=stages or None, store=settings.store(),
-    )  # fmt: skip
+    cfg = list_config(ctx, ChurnListConfig, snapshot, tiers, regions, owns, stages=chosen(stages))
     result = write_churn_list(cfg)
     valued = (
         f"forecast by {result.value_model}"
@@ -139,15 +166,16 @@ def churn_list_command(
 @user_errors
 def winback_list_command(
     ctx: typer.Context,
-    out: Path = typer.Option(..., help="Output file: .csv or .parquet."),
-    top: int = typer.Option(1000, min=1, help="How many customers to list."),
+    out: Path = OUT,
+    top: int = TOP,
     min_probability: float = typer.Option(
-        0.0, "--min-prob", min=0.0, max=1.0, help="Only customers at least this likely to come back."
+        0.0, min=0.0, max=1.0, help="Only customers at least this likely to come back."
     ),
-    tiers: list[str] = typer.Option([], "--tier", help="Member tier(s) to include (repeatable)."),
-    regions: list[str] = typer.Option([], "--region", help="Region(s) to include (repeatable)."),
-    owns: list[str] = typer.Option([], help="Only owners of these categories (repeatable)."),
-    snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT)."),
+    min_prob: float | None = alias_option("min_probability", "--min-prob"),
+    tiers: list[Tier] = TIERS,
+    regions: list[str] = REGIONS,
+    owns: list[str] = OWNS,
+    snapshot: Path | None = SNAPSHOT,
     model_uri: str = typer.Option("models:/churn@champion", help="Churn model giving the reasons."),
     value_model_uri: str = typer.Option(
         "models:/value@champion", help="Value model giving the chance of return and the value."
@@ -155,13 +183,9 @@ def winback_list_command(
     config: Path | None = config_option(),
 ) -> None:
     """Write the lapsed customers ranked by the chance of coming back x forecast value, with reasons."""
-    from crm import settings
     from serving.batch import WinbackListConfig, write_winback_list
 
-    cfg = job_config(
-        ctx, WinbackListConfig, snapshot=snapshot or settings.online_snapshot_dir(), tiers=tiers or None,
-        regions=regions or None, owns=owns or None, store=settings.store(),
-    )  # fmt: skip
+    cfg = list_config(ctx, WinbackListConfig, snapshot, tiers, regions, owns)
     result = write_winback_list(cfg)
     console.print(
         f"wrote {result.customers:,} lapsed customers to {cfg.out}; value to win back"

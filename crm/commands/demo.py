@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from crm.apps import app, console, user_errors
 from crm.config import config_option, job_config
 from features.vocab import DemoPreset
+
+if TYPE_CHECKING:
+    from crm.pipeline import DemoResult
+    from features.store import Store
 
 
 def curl_examples(port: int, customer_id: str) -> str:
@@ -27,10 +32,37 @@ def curl_examples(port: int, customer_id: str) -> str:
             f' -d \'{{"customer_ids": ["{customer_id}"]}}\'',
             f"curl -s -X POST {base}/churn_list -H 'Content-Type: application/json'"
             ' -d \'{"min_probability": 0.5, "limit": 5}\'',
-            f"curl -s -X POST {base}/winback_list -H 'Content-Type: application/json'"
-            ' -d \'{"limit": 5}\'',
+            f"curl -s -X POST {base}/winback_list -H 'Content-Type: application/json' -d '{{\"limit\": 5}}'",
         ]
     )
+
+
+def end_summary(result: DemoResult, store: Store, port: int) -> str:
+    """Where the demo wrote, the store it used, and the commands that browse and serve them."""
+    import shlex
+
+    from features.store import Store
+
+    online = result.work_dir / "online"
+    # the store's variables, unless it is the default one (what `crm serve` reads in a fresh shell)
+    variables = {} if store.env() == Store().env() else store.env()
+    env = "".join(f"{key}={shlex.quote(value)} " for key, value in variables.items())
+    serve = f"{env}crm serve --snapshot {shlex.quote(str(online))} --port {port}"
+    if store.embedded:
+        artifacts = shlex.quote(str(store.root / "artifacts"))
+        browse = f"mlflow ui --backend-store-uri {store.tracking} --default-artifact-root {artifacts}"
+    else:
+        browse = f"open {store.tracking}"  # a tracking server
+    lines = {
+        "data": result.work_dir / "data",
+        "churn list": result.output("churn list", "churn_list"),
+        "win-back list": result.output("win-back list", "winback_list"),
+        "online snapshot": online,
+        "MLflow store": store.tracking,
+        "browse it": browse,
+        "serve": serve,
+    }
+    return "\n".join(f"{name + ':':<17}{value}" for name, value in lines.items())
 
 
 @app.command("demo")
@@ -41,7 +73,9 @@ def demo(
         "demo", help="Synthetic preset: tiny (seconds) or demo (~50k customers)."
     ),
     seed: int = typer.Option(42, help="Simulator seed."),
-    work_dir: Path = typer.Option(Path("out/demo"), help="Where data, features and the churn list go."),
+    work_dir: Path | None = typer.Option(
+        None, help="Where data, features and the lists go.", show_default="out/PRESET"
+    ),
     churn_trials: int = typer.Option(10, "--trials", min=1, help="Optuna trials for the churn model."),
     recommender_epochs: int = typer.Option(
         5, "--epochs", min=1, help="Two-tower epochs (`crm train recommender` uses 8)."
@@ -51,8 +85,11 @@ def demo(
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
     config: Path | None = config_option(),
 ) -> None:
-    """Simulate, validate, build features, train and promote the models, write the retention and
-    win-back lists, measure them against the simulator's truth, serve."""
+    """Run the whole pipeline on a simulated preset, then serve.
+
+    Simulate, validate, build features, train and promote the models, write the retention and
+    win-back lists, and measure them against the simulator's truth.
+    """
     import pandas as pd
 
     from crm import settings
@@ -66,13 +103,10 @@ def demo(
     if quality is not None:
         console.print(quality)
     online = result.work_dir / "online"
-    console.print(f"data:           {result.work_dir / 'data'}")
-    console.print(f"MLflow store:   {cfg.store.tracking}  (browse: make mlflow-ui)")
-    console.print(f"churn list:     {result.output('churn list', 'churn_list')}")
-    console.print(f"win-back list:  {result.output('win-back list', 'winback_list')}")
-    console.print(f"online snapshot: {online}")
+    console.print(end_summary(result, cfg.store, port), soft_wrap=True, highlight=False)
     first = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
-    console.print("\ntry the service (once it is ready):\n" + curl_examples(port, first), soft_wrap=True)
+    when = "once it is ready" if serve else "once the serve command above is ready"
+    console.print(f"\ntry the service ({when}):\n" + curl_examples(port, first), soft_wrap=True)
     if serve:
         from crm.commands.serve import start_server
 

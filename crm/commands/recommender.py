@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from crm.apps import app, console, train_app, user_errors
-from crm.config import config_option, job_config
+from crm.config import alias_option, config_option, job_config
 from features.vocab import Split
+from serving.schemas import MAX_K
 
 
 @train_app.command("recommender")
@@ -54,7 +55,9 @@ def train_recommender(
         f" ({result.seconds:.1f} s in all)"
     )
     if result.registered_version:
-        console.print(f"registered recommender v{result.registered_version} as challenger")
+        from training.registry import registration_note
+
+        console.print(registration_note("recommender", result.registered_version, result.challenger_version))
     if cfg.metrics_json:
         console.print(f"wrote {cfg.metrics_json}")
 
@@ -64,10 +67,16 @@ def train_recommender(
 def recommend(
     ctx: typer.Context,
     customers: Path = typer.Option(..., help="CSV or Parquet file with a customer_id column."),
-    k: int = typer.Option(10, min=1, max=1000, help="Items per customer."),
+    k: int = typer.Option(10, min=1, max=MAX_K, help="Items per customer (the API's limit)."),
     out: Path = typer.Option(..., help="Output file (.csv or .parquet), one row per recommended item."),
     model_uri: str = typer.Option("models:/recommender@champion", help="Model to use (alias or version)."),
-    online_snapshot: Path | None = typer.Option(None, help="Online snapshot folder with fresher purchases."),
+    online_snapshot: Path | None = typer.Option(
+        None,
+        "--snapshot",
+        help="Online snapshot folder whose owned and recent items replace the model's, as in the"
+        " service (default: CRM_ONLINE_SNAPSHOT, where it exists).",
+    ),
+    old_online_snapshot: Path | None = alias_option("online_snapshot", "--online-snapshot"),
     categories: list[str] | None = typer.Option(
         None, "--category", help="Offer only these categories (repeatable)."
     ),
@@ -80,10 +89,17 @@ def recommend(
     from crm import settings
     from serving.batch import BatchRecommendConfig, batch_recommend
 
+    snapshot = online_snapshot or old_online_snapshot or default_snapshot()
     cfg = job_config(
-        ctx, BatchRecommendConfig, categories=categories or None,
+        ctx, BatchRecommendConfig, online_snapshot=snapshot, categories=categories or None,
         exclude_categories=exclude_categories or None, store=settings.store(),
     )  # fmt: skip
+    if cfg.online_snapshot is None:
+        console.print(
+            f"[yellow]no online snapshot at {settings.online_snapshot_dir()}[/]: recommending from the"
+            " purchases the model was trained on (build one with `crm features build --online`)",
+            soft_wrap=True,
+        )
     result = batch_recommend(cfg)
     table = Table(title="recommendations")
     for col in ("customers", "rows", "popularity fallback", "seconds", "out"):
@@ -91,3 +107,12 @@ def recommend(
     counts = (f"{result.customers:,}", f"{result.rows:,}", f"{result.fallback:,}")
     table.add_row(*counts, f"{result.seconds:.1f}", str(cfg.out))
     console.print(table)
+
+
+def default_snapshot() -> Path | None:
+    """The online snapshot the service and the churn list read, where there is one (a recommender
+    works without: it then knows each customer's purchases as of its training)."""
+    from crm import settings
+
+    path = settings.online_snapshot_dir()
+    return path if path.is_dir() else None

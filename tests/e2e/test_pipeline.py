@@ -60,7 +60,8 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
 
     online = first.work_dir / "online"
     customer = pd.read_parquet(online / "snapshot.parquet", columns=["customer_id"])["customer_id"].iloc[0]
-    env = {**os.environ, "CRM_API_TOKEN": "", "CRM_RELOAD_POLL_SECONDS": "0"}
+    env = {**os.environ, "CRM_RELOAD_POLL_SECONDS": "0"}
+    env.pop("CRM_API_TOKEN", None)  # no token
     # what `make demo` does: the same command again reuses the pipeline, then serves
     demo_args = ("--preset", "tiny", "--seed", "11", "--work-dir", str(cfg.work_dir))
     demo_args += ("--trials", "1", "--epochs", "2")
@@ -92,4 +93,4 @@ def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_stor
     (cfg.work_dir / "data.tmp" / "events" / "part-00000.parquet").write_bytes(b"half")
     result = run(cfg)
     assert not (cfg.work_dir / "data.tmp").exists()
-    assert result.output("validate", "rejected") == {"events": 0, "customers": 0, "items": 0}
+    assert result.output("validate", "rejected") == {"events": 0, "customers": 0, "items": 0, "campaigns": 0}
