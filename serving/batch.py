@@ -172,18 +172,10 @@ class ChurnListResult:
 def load_value_model(model_uri: str | None, store: Store) -> tuple[ValueModel | None, str | None]:
     """The value model behind ``model_uri`` and its pinned URI, or (None, None) when the registry
     has no such model (customer values are then the past-year revenue)."""
-    from serving.registry import load_python_model, resolve_model_uri
+    from serving import value_model
 
-    if not model_uri:
-        return None, None
-    try:
-        ref = resolve_model_uri(model_uri, store.tracking)
-    except UserError:
-        return None, None
-    model = load_python_model(ref.location)
-    if not hasattr(model, "forecast_if_stays"):
-        raise UserError(f"The model at {model_uri} is not a value model.")
-    return model, ref.uri
+    loaded = value_model.load_value_model(model_uri, store.tracking)
+    return (None, None) if loaded is None else (loaded.model, loaded.uri)
 
 
 def write_churn_list(cfg: ChurnListConfig) -> ChurnListResult:

@@ -32,7 +32,7 @@ from serving.churn_scoring import (
 )
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
-from serving.registry import LoadedModel, ModelNotFound, load_python_model, resolve_model_uri
+from serving.registry import LoadedModel, load_python_model, resolve_model_uri
 from serving.schemas import MAX_K
 
 if TYPE_CHECKING:
@@ -316,18 +316,16 @@ def _load_models(settings: ServiceSettings) -> tuple[LoadedModel, LoadedModel, P
 def _load_value_model(settings: ServiceSettings) -> LoadedModel | None:
     """The value champion, or None when the registry has none (the lists then value customers by
     their past-year revenue, and /info says so). A Bento carries no value model."""
-    if settings.model_source == "bento" or not settings.value_model_uri:
+    from serving.value_model import load_value_model
+
+    if settings.model_source == "bento":
         return None
-    try:
-        ref = resolve_model_uri(settings.value_model_uri, settings.tracking_uri)
-    except ModelNotFound as missing:  # not an unreachable registry: that is a failed load
-        log.warning("%s Customer values are the past-year revenue.", missing)
+    value = load_value_model(settings.value_model_uri, settings.tracking_uri)
+    if value is None:
+        log.warning("No value model at %s: values are the past-year revenue.", settings.value_model_uri)
         return None
-    model = load_python_model(ref.location)
-    if not hasattr(model, "forecast_if_stays"):
-        raise UserError(f"{ref.uri} is not the CRM value model.")
-    model.num_threads = 1
-    return LoadedModel(model, ref.uri, ref.version)
+    value.model.num_threads = 1
+    return value
 
 
 def load_state(settings: ServiceSettings) -> LoadedState:

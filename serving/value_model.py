@@ -20,6 +20,7 @@ live here so that serving needs no training code (the fits are in ``training.bty
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mlflow.pyfunc
 import numpy as np
@@ -28,6 +29,9 @@ from scipy.special import hyp2f1
 
 from features.errors import UserError
 from serving.encoding import feature_matrix
+
+if TYPE_CHECKING:
+    from serving.registry import LoadedModel
 
 # The snapshot columns the derived columns are computed from.
 BTYD_INPUTS = ("purchases_total", "days_since_first_purchase", "purchase_span_days")
@@ -241,3 +245,21 @@ class ValueModel(mlflow.pyfunc.PythonModel):
     def _spend(self, x: np.ndarray) -> np.ndarray:
         # the Tweedie regressor predicts the mean revenue itself (its link is the log)
         return self.boosters()[1].predict(x, num_threads=self.num_threads)
+
+
+def load_value_model(model_uri: str | None, tracking_uri: str | None) -> LoadedModel | None:
+    """The value model behind ``model_uri``, pinned, or None when the registry has no such model
+    (the lists then value customers by their past-year revenue, and say so). An unreachable
+    registry or unreadable files are errors, not a missing model."""
+    from serving.registry import LoadedModel, ModelNotFound, load_python_model, resolve_model_uri
+
+    if not model_uri:
+        return None
+    try:
+        ref = resolve_model_uri(model_uri, tracking_uri)
+    except ModelNotFound:
+        return None
+    model = load_python_model(ref.location)
+    if not hasattr(model, "forecast_if_stays"):
+        raise UserError(f"The model at {ref.uri} is not the CRM value model.")
+    return LoadedModel(model, ref.uri, ref.version)
