@@ -26,7 +26,14 @@ import pandas as pd
 import pyarrow as pa
 
 from features.errors import UserError
-from features.vocab import CAMPAIGN_ARMS, CHANNELS, EVENT_TYPES, ITEM_EVENT_TYPES, MEMBER_TIERS
+from features.vocab import (
+    CAMPAIGN_ARMS,
+    CHANNELS,
+    EVENT_TYPES,
+    EXPOSURE_EVENT_TYPES,
+    ITEM_EVENT_TYPES,
+    MEMBER_TIERS,
+)
 
 CONTRACT_VERSION = "1"
 
@@ -38,6 +45,7 @@ REJECT_REASONS = {
         "future_timestamp",
         "unknown_event_type",
         "missing_item",
+        "missing_channel",
         "negative_quantity",
         "unknown_channel",
         "duplicate",
@@ -316,6 +324,7 @@ def _events_reason_sql(reference_ts: str) -> str:
           WHEN event_type IS NULL OR event_type NOT IN {_enum_list(EVENT_TYPES)}
             THEN 'unknown_event_type'
           WHEN event_type IN {_enum_list(ITEM_EVENT_TYPES)} AND item_id IS NULL THEN 'missing_item'
+          WHEN event_type IN {_enum_list(EXPOSURE_EVENT_TYPES)} AND channel IS NULL THEN 'missing_channel'
           WHEN quantity < 0 THEN 'negative_quantity'
           WHEN channel IS NOT NULL AND channel NOT IN {_enum_list(CHANNELS)} THEN 'unknown_channel'
         END"""

@@ -33,6 +33,7 @@ from features.vocab import (
     ECOSYSTEM,
     ENGAGED_EVENT_TYPES,
     EVENT_TYPES,
+    EXPOSURE_EVENT_TYPES,
     MEMBER_TIERS,
     TIER_RANK,
     UNKNOWN_TIER,
@@ -257,8 +258,12 @@ def window_aggregates() -> list[str]:
         f"sum({weight}) FILTER (WHERE {engaged}) AS engaged_weighted_{tau}d"
         for tau, weight in ((120, "decay"), (60, "decay * decay"), (30, "(decay * decay) * (decay * decay)"))
     ]
+    # the customer's own events only: a push or an ad the brand sent says nothing of where the
+    # customer shops, and a heavy push schedule would otherwise read as an app customer
+    exposure = ", ".join(str(EVENT_CODES[k]) for k in EXPOSURE_EVENT_TYPES)
     channels = [
-        f"count(*) FILTER (WHERE ch = {i} AND wb <= {WINDOWS.index(365)}) AS channel_{c}_365d"
+        f"count(*) FILTER (WHERE ch = {i} AND wb <= {WINDOWS.index(365)} AND et NOT IN ({exposure}))"
+        f" AS channel_{c}_365d"
         for i, c in enumerate(CHANNELS)
     ]
     return (
@@ -601,8 +606,9 @@ LOYALTY = FeatureFamily(
 
 CHANNEL_MIX = FeatureFamily(
     "channel_mix",
-    1,
-    "Share of the last year's events per channel.",
+    2,
+    "Share of the last year's events per channel: the customer's own events, not the pushes and ads"
+    " the brand sent.",
     tuple(
         Feature(
             f"channel_share_{ch}",

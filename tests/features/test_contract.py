@@ -38,6 +38,8 @@ BAD_ROWS = {
     "future_timestamp": {"ts": "2030-05-01 10:00:00"},
     "unknown_event_type": {"event_type": "teleport"},
     "missing_item": {"event_type": "view", "item_id": None},
+    # a marketing exposure says where it was shown: without a channel it cannot be measured
+    "missing_channel": {"event_type": "ad_click", "channel": None},
     "negative_quantity": {"quantity": -2},
     "unknown_channel": {"channel": "carrier_pigeon"},
 }

@@ -109,6 +109,20 @@ def test_loyalty_channel_campaign_profile_formulas(hand_snapshot: pd.DataFrame):
     assert (c["member_tier"], c["age_band"], c["region"]) == ("unknown", "unknown", "unknown")
 
 
+def test_pushes_and_ads_the_brand_sent_leave_the_channel_mix_as_it_was(tmp_path: Path, hand_snapshot):
+    from tests.features.handlog import HAND_CUSTOMERS, HAND_ITEMS
+
+    exposures = [
+        ("A", f"2025-06-2{day} 09:00", kind, None, None, None, "social")
+        for day in range(1, 8)
+        for kind in ("push_sent", "ad_impression", "ad_click")
+    ]
+    other = write_log(tmp_path / "other", [*HAND_EVENTS, *exposures], HAND_CUSTOMERS, HAND_ITEMS)
+    snapshot = build_snapshot(open_validated(other), AS_OF).set_index("customer_id")
+    shares = [c for c in snapshot.columns if c.startswith("channel_share_")]
+    pd.testing.assert_frame_equal(snapshot[shares], hand_snapshot[shares])
+
+
 def test_events_at_or_after_as_of_change_nothing_on_a_hand_built_log(tmp_path: Path, hand_snapshot):
     before = [e for e in HAND_EVENTS if pd.Timestamp(e[1]) < AS_OF]
     noise = [
