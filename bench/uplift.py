@@ -1,6 +1,6 @@
 """The uplift model and the retention plan measured against the simulator's truth. JSON on stdout.
 
-    python -m bench.uplift_quality --data DIR [--offer coupon] [--campaign ID] [--budget N]
+    python -m bench.uplift --data DIR [--offer coupon] [--campaign ID] [--budget N]
         [--model-uri URI] [--value-model-uri URI] [--churn-model-uri URI] [--store DIR] [--out FILE]
 
 On one randomised campaign of the offer (by default its last one: the uplift model's holdout when

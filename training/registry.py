@@ -50,6 +50,14 @@ MODEL_DESCRIPTIONS = {
         " value the churn list multiplies into a value at risk. Alias champion is the version in"
         " use; challenger is the latest registered version, promoted by `crm promote value`."
     ),
+    "uplift": (
+        "Per retention offer, the change in a customer's chance of being retained if sent it (a"
+        " causalml X-learner with LightGBM, learnt from randomised campaigns against their control"
+        " groups, tuned with Optuna on the Qini coefficient of a later campaign): the uplift a"
+        " retention plan multiplies into value saved. Alias champion is the version in use;"
+        " challenger is the latest registered version, promoted by `crm promote uplift` when its mean"
+        " Qini beats the champion's on the same holdout campaigns."
+    ),
 }
 
 

@@ -104,7 +104,8 @@ def test_the_served_model_scores_as_causalml_does():
 
 def test_smoke_train_registers_a_champion_that_serves(uplift_run, store):
     import mlflow
-    from training.registry import get_alias
+    from mlflow import MlflowClient
+    from training.registry import MODEL_DESCRIPTIONS, get_alias
 
     assert set(uplift_run.metrics) == {"coupon"}
     figures = uplift_run.metrics["coupon"]
@@ -121,3 +122,4 @@ def test_smoke_train_registers_a_champion_that_serves(uplift_run, store):
     example = model.input_example
     assert len(model.predict(example, params={"offer": "coupon"})) == len(example)
     assert model.unwrap_python_model().learners["coupon"].cost > 0
+    assert MlflowClient().get_registered_model("uplift").description == MODEL_DESCRIPTIONS["uplift"]
