@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from serving.value_model import ValueModel
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
+MAX_PREVIEW = 10  # rows of the first customer that `crm recommend` shows
 
 
 def _check_output(out: Path) -> None:
@@ -78,6 +79,7 @@ class BatchRecommendResult:
     rows: int
     fallback: int
     seconds: float
+    preview: pd.DataFrame | None = None  # the first customer's rows, as written
 
 
 def load_served_model(model_uri: str, store: Store) -> RecommenderModel:
@@ -100,10 +102,13 @@ def load_served_model(model_uri: str, store: Store) -> RecommenderModel:
 
 
 def batch_recommend(cfg: BatchRecommendConfig) -> BatchRecommendResult:
-    """Top-k for every customer of an audience file, vectorised, written as CSV or Parquet.
+    """Top-k for every customer of an audience file, vectorised, written as CSV or Parquet: one
+    row per item with its category, subcategory, price, score (the chance among the candidates,
+    as the API's) and reason.
 
     With an online snapshot, its owned and recent items replace the model's for the customers it
-    knows (as in the service).
+    knows, and its catalogue and purchase dates word the rows (as in the service); without one,
+    subcategory and price are empty and the reasons read the model's training purchases.
     """
     start = time.perf_counter()
     _check_output(cfg.out)
@@ -114,22 +119,30 @@ def batch_recommend(cfg: BatchRecommendConfig) -> BatchRecommendResult:
     filters = BusinessFilters(True, True, cfg.categories, cfg.exclude_categories)
     if cfg.online_snapshot:
         from features.online import load_online_snapshot
+        from serving.reasons import Presenter
 
-        lists = retrieval.fresh_lists(ids, load_online_snapshot(cfg.online_snapshot))
+        snapshot = load_online_snapshot(cfg.online_snapshot)
+        lists = retrieval.fresh_lists(ids, snapshot)
         recs = replace(
             retrieval.recommend_rows(*lists, cfg.k, filters), customer_ids=np.asarray(ids, dtype=object)
         )
+        # the snapshot's catalogue (subcategory, price) and purchase dates, as the service answers
+        presenter = Presenter.from_snapshot(retrieval.bundle, snapshot)
+        summaries = [presenter.summary(c, r) for c, r in zip(ids, lists[0].tolist(), strict=True)]
+        frame = presenter.frame(recs, summaries, presenter.now())
     else:
         recs = retrieval.recommend_arrays(ids, cfg.k, filters)
-    frame = retrieval.to_frame(recs)
+        frame = retrieval.to_frame(recs)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.out.suffix == ".parquet":
         frame.to_parquet(cfg.out, index=False)
     else:
         frame.to_csv(cfg.out, index=False)
+    first = frame["customer_id"].iloc[0] if len(frame) else None
     return BatchRecommendResult(
-        cfg.out, len(ids), len(frame), int(recs.fallback.sum()), time.perf_counter() - start
-    )
+        cfg.out, len(ids), len(frame), int(recs.fallback.sum()), time.perf_counter() - start,
+        frame[frame["customer_id"] == first].head(MAX_PREVIEW),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 |---|---|---|
 | ``CRM_CHURN_MODEL_URI`` | ``models:/churn@champion`` | the churn model (MLflow URI) |
 | ``CRM_RECOMMENDER_MODEL_URI`` | ``models:/recommender@champion`` | the recommender (MLflow URI) |
+| ``CRM_VALUE_MODEL_URI`` | ``models:/value@champion`` | optional; without it values are past revenue |
+| ``CRM_UPLIFT_MODEL_URI`` | ``models:/uplift@champion`` | optional; without it no /retention_plan |
 | ``CRM_ONLINE_SNAPSHOT`` | ``out/demo/online`` | the online snapshot folder (features.online) |
 | ``MLFLOW_TRACKING_URI`` / ``CRM_STORE_DIR`` | the embedded store | where the registry lives (``Store``) |
 | ``CRM_API_TOKEN`` | unset (no auth) | bearer token needed on all endpoints but the probes (empty: refused) |
@@ -14,7 +16,7 @@
 | ``CRM_RELOAD_POLL_SECONDS`` | ``0`` (off) | check the aliases this often and reload when one moved |
 | ``CRM_RELOAD_TIMEOUT_SECONDS`` | ``20`` | how long ``/reload`` waits for the load before answering 503 |
 | ``CRM_SERVED_RECORD`` | ``served.json`` in the store folder | the versions last served (the fallback) |
-| ``CRM_MODEL_SOURCE`` | ``mlflow`` | ``bento``: load the models imported into a built Bento instead |
+| ``CRM_MODEL_SOURCE`` | ``bento`` in a built Bento, else ``mlflow`` | an override of where models come from |
 | ``CRM_FAST_LANE`` | ``1`` | ``0``: answer /recommend and /churn_score through BentoML's full pipeline |
 | ``CRM_PRECOMPUTE_RECOMMENDATIONS`` | ``1`` | ``0``: no per-snapshot top-100 lists (saves n x 800 bytes) |
 """
@@ -53,6 +55,7 @@ class ServiceSettings(BaseModel):
     churn_model_uri: str = "models:/churn@champion"
     recommender_model_uri: str = "models:/recommender@champion"
     value_model_uri: str = "models:/value@champion"  # optional: without it, values are past revenue
+    uplift_model_uri: str = "models:/uplift@champion"  # optional: without it, no /retention_plan
     online_snapshot: Path = DEFAULT_ONLINE_SNAPSHOT
     tracking_uri: str | None = None
     api_token: SecretStr | None = None
@@ -68,12 +71,15 @@ class ServiceSettings(BaseModel):
     precompute_recommendations: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
-        """Build the settings from ``CRM_*`` variables (and :meth:`Store.from_env` for the registry)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, in_bento: bool = False) -> ServiceSettings:
+        """Build the settings from ``CRM_*`` variables (and :meth:`Store.from_env` for the registry);
+        ``in_bento``: the service runs from a built Bento, so its models are the Bento's unless
+        ``CRM_MODEL_SOURCE`` says otherwise."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"model_source": "bento" if in_bento else "mlflow"}
         for name in (
-            "churn_model_uri", "recommender_model_uri", "value_model_uri", "api_token", "reload_poll_seconds",
+            "churn_model_uri", "recommender_model_uri", "value_model_uri", "uplift_model_uri", "api_token",
+            "reload_poll_seconds",
             "reload_timeout_seconds", "served_record",
         ):  # fmt: skip
             key = ENV_PREFIX + name.upper()

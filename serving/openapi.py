@@ -191,7 +191,11 @@ def _errors(route: str, settings: ServiceSettings, answer: dict) -> dict[str, An
         "415": _error("The body is not JSON (`Content-Type` must be `application/json`)."),
         "431": _error(f"The request line and headers pass {settings.max_header_bytes:,} bytes."),
         "500": _error("An unexpected error: see the server log."),
-        "503": _error("The models are not loaded yet, or failed to load: /readyz and /info say why."),
+        "503": _error(
+            "The models are not loaded yet, or failed to load (/readyz and /info say why), or the"
+            " optional model this answer needs (value: /winback_list, uplift: /retention_plan) is"
+            " not registered."
+        ),
     }
     if settings.api_token is not None:
         responses["401"] = {
@@ -202,6 +206,8 @@ def _errors(route: str, settings: ServiceSettings, answer: dict) -> dict[str, An
         responses["403"] = _error(
             "Off: the service has no token (`CRM_API_TOKEN`, or `CRM_OPEN_OPERATIONS=1`)."
         )
+    if route == "/retention_plan":
+        responses["404"] = _error("The loaded uplift model has no learner for the offer asked for.")
     if route == "/reload":
         responses["503"] = {
             "description": "The reload failed (the current models keep serving) or is still running.",
@@ -226,6 +232,8 @@ def openapi_30(node: Any) -> Any:
             node["allOf"] = rest  # a $ref takes no siblings in 3.0
         elif len(rest) == 1:
             node.update(rest[0])
+            if "enum" in node:  # 3.0: null is valid only when the enum lists it too
+                node["enum"] = [*node["enum"], None]
         else:
             node["anyOf"] = rest
         node["nullable"] = True

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import UserError
 from features.store import Store
-from features.vocab import CONTROL, TREATMENT, Offer
+from features.vocab import CHANNELS, CONTROL, TREATMENT, Offer
 
 if TYPE_CHECKING:
     from serving.uplift_model import UpliftModel
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 # The columns of the contract's campaigns table, first in a written plan.
 CAMPAIGN_COLUMNS = ("customer_id", "campaign_id", "ts", "arm", "offer", "channel", "cost")
+UPLIFT_MARK = "learners"  # the attribute that tells an uplift model from the others
 
 
 def score_customers(
@@ -184,10 +185,10 @@ class RetentionPlanConfig(BaseModel):
     budget: float = Field(gt=0)
     out: Path
     snapshot: Path  # the online snapshot folder
-    control_share: float = Field(0.1, ge=0.0, lt=1.0)
+    control_share: float = Field(0.1, ge=0.0, le=0.95)  # the CLI and the API take the same range
     cost: float | None = Field(None, ge=0.0)  # None: the offer's mean cost in its campaigns
     campaign_id: str | None = None
-    channel: str | None = None
+    channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
     seed: int = 0
     model_uri: str = "models:/uplift@champion"
     value_model_uri: str | None = "models:/value@champion"
@@ -204,13 +205,10 @@ class RetentionPlanResult:
 
 def load_uplift_model(model_uri: str, store: Store) -> tuple[UpliftModel, str]:
     """The uplift model behind ``model_uri`` and its pinned URI."""
-    from serving.registry import load_python_model, resolve_model_uri
+    from serving.registry import load_registered
 
-    ref = resolve_model_uri(model_uri, store.tracking)
-    model = load_python_model(ref.location)
-    if not hasattr(model, "uplift") or not hasattr(model, "learners"):
-        raise UserError(f"The model at {model_uri} is not an uplift model.")
-    return model, ref.uri
+    loaded = load_registered(model_uri, store.tracking, UPLIFT_MARK, "an uplift model")
+    return loaded.model, loaded.uri
 
 
 def write_retention_plan(cfg: RetentionPlanConfig) -> RetentionPlanResult:
@@ -236,8 +234,9 @@ def write_plan(frame: pd.DataFrame, out: Path) -> None:
     """A plan as CSV or Parquet, atomically (a reader never sees half a plan)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp" + out.suffix)
-    money = ["cost", "customer_value", "expected_value_saved"]
-    frame = frame.assign(**{c: frame[c].round(4) for c in money})
+    money = ["cost", "customer_value", "expected_value_saved"]  # to cents, as the lists are
+    frame = frame.assign(**{c: frame[c].round(2) for c in money}, uplift=frame["uplift"].round(6))
+    frame = frame.assign(risk=frame["risk"].round(6))
     if out.suffix == ".csv":
         frame.to_csv(tmp, index=False)
     else:

@@ -158,3 +158,28 @@ def short_reason(exc: BaseException) -> str:
         return "timed out"
     first = text.splitlines()[0][:200] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def load_registered(
+    model_uri: str | None, tracking_uri: str | None, has: str, what: str, optional: bool = False
+) -> LoadedModel | None:
+    """The model behind ``model_uri``, pinned, checked to be ``what`` (it has the attribute ``has``).
+
+    ``optional``: None when the registry has no such model (or no URI is given) -- an optional
+    model the answers do without and say so. An unreachable registry or unreadable files are
+    errors either way, never a missing model.
+    """
+    if not model_uri:
+        if optional:
+            return None
+        raise UserError(f"No URI given for {what}.")
+    try:
+        ref = resolve_model_uri(model_uri, tracking_uri)
+    except ModelNotFound:
+        if optional:
+            return None
+        raise
+    model = load_python_model(ref.location)
+    if not hasattr(model, has):
+        raise UserError(f"The model at {ref.uri} is not {what}.")
+    return LoadedModel(model, ref.uri, ref.version)

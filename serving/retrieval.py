@@ -19,17 +19,25 @@ category's logits``) and each item vector a one-hot of its category, so the sear
 inner product.
 
 Every recommendation goes through one query, :meth:`Retrieval.recommend_rows` (customer rows,
-recent and owned item positions, filters -> item positions and scores), and every JSON answer
-through one builder, :meth:`Retrieval.answers`. The id-based entry points (:meth:`recommend_arrays`,
-:meth:`recommend`) and the service only decide which lists to pass.
+recent and owned item positions, filters -> item positions, scores and probabilities), and every
+answer through one builder, :class:`serving.reasons.Presenter` (the retrieval's own, from the
+bundle alone, or the service's, from the online snapshot). The id-based entry points
+(:meth:`recommend_arrays`, :meth:`recommend`) and the service only decide which lists to pass.
+
+The probability of an item is the softmax of the scores over the candidates of the query: every
+item the filters allow and the customer's exclusions leave, so the shown items of one list sum
+to at most 1; for the popularity fallback, the item's share of the training purchases among the
+same candidates. Both are the chance that the item is the next purchase among what could be
+offered, by the model that answered, and compare across customers and fallbacks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +46,7 @@ import scipy.sparse as sp
 from features.errors import UserError
 from serving.bundle import RECENT_SLOTS, ItemLists, RecommenderBundle
 from serving.filters import BusinessFilters, ItemMask, MaskCache, drop_excluded
+from serving.reasons import Presenter
 
 if TYPE_CHECKING:
     from features.online import OnlineSnapshot
@@ -53,9 +62,22 @@ class Recommendations:
     """Top-k per customer: item positions (-1 pads), scores, and who got the popularity fallback."""
 
     items: np.ndarray  # (n, k) int, -1 where fewer than k items qualify
-    scores: np.ndarray  # (n, k) float32
+    scores: np.ndarray  # (n, k) float32: the model's log-scores; the popularity share for fallbacks
     fallback: np.ndarray  # (n,) bool
     customer_ids: np.ndarray | None = None  # (n,) set by the id-based entry points
+    # (n, k) float32 in [0, 1], 0 pads: the chance of each item among the query's candidates
+    # (softmax of the scores; the popularity share for fallbacks), non-increasing like the scores
+    probability: np.ndarray | None = None
+    owned: ItemLists | None = None  # the owned and recent items the query had (for the reasons)
+    recent: ItemLists | None = None
+
+
+class SubIndex(NamedTuple):
+    """A flat inner-product index over the items one mask allows, their positions and vectors."""
+
+    index: Any
+    positions: np.ndarray  # (m,) ascending item positions
+    vectors: np.ndarray  # (m, dim) the same rows as the index holds
 
 
 def _rows_of(lists: ItemLists, rows: np.ndarray) -> ItemLists:
@@ -77,9 +99,6 @@ class Retrieval:
         # the same lookup one customer at a time, as a dict (no pandas per request)
         self.customer_row = {str(c): i for i, c in enumerate(bundle.customer_ids)}
         self.masks = MaskCache(bundle.item_category, bundle.item_active)
-        # the answer's strings by position, as Python strings (no conversion per answer)
-        self.item_id_text = [str(i) for i in bundle.item_ids]
-        self.item_category_text = [str(c) for c in bundle.item_category]
         self._faiss = faiss
         self._popular_order = np.argsort(-bundle.popularity, kind="stable")
         if bundle.intent is not None:
@@ -97,6 +116,11 @@ class Retrieval:
     def load(cls, folder: str | Path) -> Retrieval:
         """The retrieval over the bundle saved in ``folder``."""
         return cls(RecommenderBundle.load(folder))
+
+    @cached_property
+    def presenter(self) -> Presenter:
+        """How answers read from the bundle alone (no subcategory, price nor purchase dates)."""
+        return Presenter.from_bundle(self.bundle)
 
     # --- lookups -----------------------------------------------------------------------------
 
@@ -198,23 +222,26 @@ class Retrieval:
 
     # --- search --------------------------------------------------------------------------------
 
-    def _sub_index(self, allowed: np.ndarray) -> tuple[Any, np.ndarray]:
-        """A flat inner-product index over the allowed items, and their positions."""
+    def _sub_index(self, allowed: np.ndarray) -> SubIndex:
+        """A flat inner-product index over the allowed items, their positions and vectors."""
         positions = np.flatnonzero(allowed)
+        vectors = np.ascontiguousarray(self.bundle.item_vectors[positions], dtype=np.float32)
         index = self._faiss.IndexFlatIP(self.bundle.item_vectors.shape[1])
-        index.add(np.ascontiguousarray(self.bundle.item_vectors[positions], dtype=np.float32))
-        return index, positions
+        index.add(vectors)
+        return SubIndex(index, positions, vectors)
 
     def search(
-        self, queries: np.ndarray, k: int, excluded: ItemLists, mask: ItemMask
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` allowed items per query, skipping each row's excluded items; scores beside."""
-        index, positions = self.masks.built(mask, self._sub_index)
+        self, queries: np.ndarray, k: int, excluded: ItemLists, mask: ItemMask, with_probability: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Top-``k`` allowed items per query, skipping each row's excluded items; scores beside,
+        and (``with_probability``) each item's softmax probability over the row's candidates."""
+        index, positions, vectors = self.masks.built(mask, self._sub_index)
         n = len(queries)
         items = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
+        log_norm = np.full(n, np.inf) if with_probability else None
         if len(positions) == 0:
-            return items, scores
+            return items, scores, _probability(scores, log_norm)
         for start in range(0, n, CHUNK):
             stop = min(start + CHUNK, n)
             block_excl = excluded.slice(start, stop)
@@ -225,16 +252,30 @@ class Retrieval:
             items[start:stop], scores[start:stop] = drop_excluded(
                 cand, block_excl, self.n_items, k, found_scores
             )
-        return items, scores
+            if log_norm is not None:
+                log_norm[start:stop] = _log_normalisers(queries[start:stop], vectors, positions, block_excl)
+        return items, scores, _probability(scores, log_norm)
 
-    def popular(self, k: int, excluded: ItemLists, mask: ItemMask) -> tuple[np.ndarray, np.ndarray]:
-        """The popularity fallback: most bought allowed items, minus each row's excluded items."""
+    def popular(
+        self, k: int, excluded: ItemLists, mask: ItemMask
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The popularity fallback: most bought allowed items, minus each row's excluded items;
+        their purchase shares, and those shares among the row's candidates (the probability)."""
+        popularity = np.asarray(self.bundle.popularity, dtype=np.float64)
         order = self._popular_order[mask.allowed[self._popular_order]]
         m = int(min(len(order), k + excluded.lengths().max(initial=0)))
         cand = np.broadcast_to(order[:m], (excluded.rows, m)).copy()
         kept = drop_excluded(cand, excluded, self.n_items, k)
-        scores = np.where(kept >= 0, self.bundle.popularity[np.maximum(kept, 0)], -np.inf)
-        return kept, scores.astype(np.float32)
+        shares = np.where(kept >= 0, popularity[np.maximum(kept, 0)], 0.0)
+        # the candidates' total: every allowed item's share minus the row's excluded allowed ones
+        total = popularity[mask.allowed].sum()
+        rows = np.repeat(np.arange(excluded.rows), excluded.lengths())
+        gone = popularity[excluded.indices] * mask.allowed[excluded.indices]
+        totals = total - np.bincount(rows, weights=gone, minlength=excluded.rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            probability = np.where(totals[:, None] > 0, shares / totals[:, None], 0.0)
+        scores = np.where(kept >= 0, shares, -np.inf).astype(np.float32)
+        return kept, scores, np.clip(probability, 0.0, 1.0).astype(np.float32)
 
     # --- the one query ---------------------------------------------------------------------------
 
@@ -246,6 +287,7 @@ class Retrieval:
         k: int = 10,
         filters: BusinessFilters | None = None,
         blocked: ItemLists | None = None,
+        with_probability: bool = True,
     ) -> Recommendations:
         """Top-``k`` item positions and scores for the customers at bundle ``rows`` (-1 unknown).
 
@@ -253,6 +295,8 @@ class Retrieval:
         ``owned`` nor ``recent`` items are offered: what was just bought counts as owned. An
         unknown customer with no recent items gets the popularity ranking (``fallback``).
         ``blocked`` items (asked to be left out, pushed lately) are never offered.
+        ``with_probability`` (default): also each item's probability among the candidates (one
+        more pass over the allowed items per query; evaluation can leave it out).
         """
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}.")
@@ -265,15 +309,22 @@ class Retrieval:
         fallback = (rows < 0) & (recent.lengths() == 0)
         items = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
+        probability = np.zeros((n, k), dtype=np.float32) if with_probability else None
         model_rows = np.flatnonzero(~fallback)
         for start in range(0, len(model_rows), QUERY_BLOCK):  # bounded memory for the queries
             block = model_rows[start : start + QUERY_BLOCK]
             queries = self.customer_vectors(rows[block], _rows_of(recent, block))
-            items[block], scores[block] = self.search(queries, k, _rows_of(excluded, block), mask)
+            items[block], scores[block], found = self.search(
+                queries, k, _rows_of(excluded, block), mask, with_probability
+            )
+            if probability is not None:
+                probability[block] = found
         pop_rows = np.flatnonzero(fallback)
         if len(pop_rows):
-            items[pop_rows], scores[pop_rows] = self.popular(k, _rows_of(excluded, pop_rows), mask)
-        return Recommendations(items, scores, fallback)
+            items[pop_rows], scores[pop_rows], shares = self.popular(k, _rows_of(excluded, pop_rows), mask)
+            if probability is not None:
+                probability[pop_rows] = shares
+        return Recommendations(items, scores, fallback, probability=probability, owned=owned, recent=recent)
 
     # --- by customer id ---------------------------------------------------------------------------
 
@@ -284,17 +335,19 @@ class Retrieval:
         filters: BusinessFilters | None = None,
         recent_items: Sequence[Iterable[str] | None] | None = None,
         owned_items: Sequence[Iterable[str] | None] | None = None,
+        with_probability: bool = True,
     ) -> Recommendations:
         """Vectorised top-``k`` for a batch of customers (batch job, evaluation).
 
         ``recent_items`` / ``owned_items`` (one list per customer, or None to use the bundle's)
-        let the caller pass fresher state, e.g. from the online snapshot.
+        let the caller pass fresher state, e.g. from the online snapshot; ``with_probability``:
+        see :meth:`recommend_rows` (a ranking metric needs none).
         """
         rows = self.customer_rows(customer_ids)
         b = self.bundle
         recent = b.recent.take(rows) if recent_items is None else self.lists_from_ids(recent_items)
         owned = b.owned.take(rows) if owned_items is None else self.lists_from_ids(owned_items)
-        recs = self.recommend_rows(rows, recent, owned, k, filters)
+        recs = self.recommend_rows(rows, recent, owned, k, filters, with_probability=with_probability)
         return replace(recs, customer_ids=np.asarray(customer_ids, dtype=object))
 
     def recommend(
@@ -320,42 +373,43 @@ class Retrieval:
 
     # --- answers -----------------------------------------------------------------------------------
 
-    def answers(self, customer_ids: Sequence[str], recs: Recommendations) -> list[dict[str, Any]]:
-        """One ``{customer_id, items: [{item_id, category, score}], fallback}`` per customer."""
-        return [
-            self.answer(c, items, scores, fallback)
-            for c, items, scores, fallback in zip(
-                customer_ids, recs.items.tolist(), recs.scores.tolist(), recs.fallback.tolist(), strict=True
-            )
-        ]
+    def answers(
+        self, customer_ids: Sequence[str], recs: Recommendations, presenter: Presenter | None = None
+    ) -> list[dict[str, Any]]:
+        """One ``{customer_id, items: [{item_id, category, subcategory, price, score, reason}],
+        fallback}`` per customer (see :class:`serving.reasons.Presenter`; by default the bundle's)."""
+        return (presenter or self.presenter).answers(customer_ids, recs)
 
-    def answer(
-        self, customer_id: str, items: list[int], scores: list[float], fallback: bool
-    ) -> dict[str, Any]:
-        """The answer for one customer from its item positions (-1 pads) and scores."""
-        ids, cats = self.item_id_text, self.item_category_text
-        return {
-            "customer_id": customer_id,
-            "items": [
-                {"item_id": ids[j], "category": cats[j], "score": s}
-                for j, s in zip(items, scores, strict=True)
-                if j >= 0
-            ],
-            "fallback": fallback,
-        }
+    def to_frame(self, recs: Recommendations, presenter: Presenter | None = None) -> pd.DataFrame:
+        """Long format: ``customer_id, rank, item_id, category, subcategory, price, score, reason,
+        fallback`` (one row per item; see :meth:`serving.reasons.Presenter.frame`)."""
+        return (presenter or self.presenter).frame(recs)
 
-    def to_frame(self, recs: Recommendations) -> pd.DataFrame:
-        """Long format: ``customer_id, rank, item_id, category, score, fallback`` (one row per item)."""
-        n, k = recs.items.shape
-        keep = recs.items.reshape(-1) >= 0
-        flat = recs.items.reshape(-1)[keep]
-        return pd.DataFrame(
-            {
-                "customer_id": np.repeat(recs.customer_ids, k)[keep],
-                "rank": np.tile(np.arange(1, k + 1), n)[keep],
-                "item_id": self.bundle.item_ids[flat],
-                "category": self.bundle.item_category[flat],
-                "score": recs.scores.reshape(-1)[keep].astype(float),
-                "fallback": np.repeat(recs.fallback, k)[keep],
-            }
-        )
+
+def _log_normalisers(
+    queries: np.ndarray, vectors: np.ndarray, positions: np.ndarray, excluded: ItemLists
+) -> np.ndarray:
+    """(n,) log of the sum of exp(score) over each query's candidates: the allowed items
+    (``vectors`` at ``positions``) but its row's ``excluded`` ones; inf where none remains."""
+    logits = queries @ vectors.T  # (n, m) float32
+    if len(excluded.indices):
+        column = np.minimum(np.searchsorted(positions, excluded.indices), len(positions) - 1)
+        hit = positions[column] == excluded.indices
+        rows = np.repeat(np.arange(excluded.rows), excluded.lengths())
+        logits[rows[hit], column[hit]] = -np.inf
+    peak = logits.max(axis=1)
+    finite = np.isfinite(peak)
+    peak = np.where(finite, peak, 0.0).astype(np.float32)
+    logits -= peak[:, None]
+    np.exp(logits, out=logits)  # in (0, 1]: float32 loses nothing the sum needs
+    out = np.log(logits.sum(axis=1, dtype=np.float64)) + peak
+    return np.where(finite, out, np.inf)
+
+
+def _probability(scores: np.ndarray, log_norm: np.ndarray | None) -> np.ndarray | None:
+    """exp(score - log normaliser), in [0, 1]; 0 where there is no item."""
+    if log_norm is None:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.exp(scores.astype(np.float64) - log_norm[:, None])
+    return np.clip(np.nan_to_num(p, nan=0.0, posinf=0.0), 0.0, 1.0).astype(np.float32)

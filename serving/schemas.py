@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.vocab import LIFECYCLE_STAGES, MEMBER_TIERS, UNKNOWN_TIER, ChurnSort, LifecycleStage
+from features.vocab import (
+    CHANNELS,
+    LIFECYCLE_STAGES,
+    MEMBER_TIERS,
+    UNKNOWN_TIER,
+    ChurnSort,
+    LifecycleStage,
+    Offer,
+)
 
 MAX_K = 100
 MAX_BATCH = 10_000
@@ -139,14 +147,39 @@ class NoParameters(BaseModel):
 
 
 class Item(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"item_id": "I00232", "category": "accessory", "subcategory": "case", "price": 26.46,
+                        "score": 0.110969, "reason": "goes with the phone bought 4 months ago"}
+        }
+    )  # fmt: skip
+
     item_id: str
     category: str
-    score: float
+    subcategory: str | None = Field(description="From the item catalogue; null where it has none.")
+    price: float | None = Field(
+        description="The catalogue price, rounded to cents; null where the catalogue has none."
+    )
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="The chance that this item is the customer's next purchase among the items this"
+        " request could offer (every item its filters allow, less those it excludes): the softmax of"
+        " the recommender's scores over those candidates, or, for a popularity fallback, the item's"
+        " share of purchases among the same candidates. One scale for every answer, fallbacks"
+        " included: comparable across customers and requests; a list is sorted by it and sums to at"
+        " most 1. Rounded to 6 decimals.",
+    )
+    reason: str = Field(
+        description="Why the item is offered, in a few words that are true for this customer (e.g."
+        " 'goes with the phone bought 2 months ago', 'popular with phone owners', 'popular in"
+        " wearables this month'); a device is only named when the customer owns one."
+    )
 
 
 class Recommendation(BaseModel):
     customer_id: str
-    items: list[Item]
+    items: list[Item] = Field(description="Best first.")
     fallback: bool = Field(description="True when the customer is unknown and popularity answered.")
 
 
@@ -234,6 +267,8 @@ class ModelInfo(BaseModel):
         None, description="The value model whose forecast is customer_value; null: past-year revenue."
     )
     value_version: str | None = None
+    uplift_model: str | None = Field(None, description="The uplift model of /retention_plan; null: none.")
+    uplift_version: str | None = None
     snapshot: str | None
     snapshot_as_of: str | None
     loaded_at: float | None
@@ -253,3 +288,51 @@ class EventReject(BaseModel):
 class EventsResponse(BaseModel):
     accepted: int = Field(description="Events in the log (on disk) now, retries of logged ones included.")
     rejected: list[EventReject]
+
+
+# ---------------------------------------------------------------------------------------------
+# /retention_plan
+
+# The largest plan one answer carries; a larger audience is a batch job (`crm retention-plan`).
+MAX_PLAN = 100_000
+Money = Annotated[float, Field(ge=0.0, le=1e12)]
+
+
+class RetentionPlanRequest(BaseModel):
+    model_config = request_config({"offer": "coupon", "budget": 5000.0, "control_share": 0.1, "seed": 7})
+
+    offer: Offer
+    budget: Money = Field(description="What the treated customers' offers may cost at most.")
+    control_share: float = Field(0.1, ge=0.0, le=0.95, description="Share held out at random.")
+    cost: Money | None = Field(None, description="Cost per treated customer (default: the offer's mean).")
+    campaign_id: CustomerId | None = Field(None, description="Default: PLAN-<snapshot date>-<offer>.")
+    channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the control group's draw.")] = 0
+
+
+class RetentionPlanEntry(BaseModel):
+    rank: int
+    customer_id: str
+    arm: Literal["treatment", "control"]
+    cost: float = Field(description="What the offer costs for this customer (0 in the control group).")
+    uplift: float = Field(description="Change in the chance of being retained if sent the offer.")
+    risk: float = Field(description="Chance of not being retained without the offer.")
+    customer_value: float
+    expected_value_saved: float = Field(description="uplift x customer_value - offer cost.")
+
+
+class RetentionPlanResponse(BaseModel):
+    campaign_id: str
+    offer: str
+    ts: str = Field(description="The campaign's start: the snapshot's as-of date.")
+    channel: str | None
+    cost: float
+    budget: float
+    treated: int
+    control: int
+    spend: float = Field(description="What the treated customers' offers cost; never above the budget.")
+    expected_value_saved: float = Field(description="Summed over the treated customers.")
+    customers: list[RetentionPlanEntry]
+    uplift_version: str
+    value_version: str | None = Field(description="null: customer values are past-year revenue.")
+    snapshot_as_of: str

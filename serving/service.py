@@ -20,7 +20,10 @@ service that starts while a champion's files are unreadable serves the versions 
 (:meth:`CRMService._load` says how). A worker started by the ``bentoml serve`` supervisor stops
 when the supervisor dies, even by ``kill -9`` (:func:`die_with_parent`).
 
-Run it with ``crm serve`` (or ``bentoml serve serving.service:CRMService`` from the repository).
+Run it with ``crm serve`` (or ``bentoml serve`` from the repository root): it loads the MLflow
+champions. The class also declares the models a built Bento carries (BentoML model references,
+see :mod:`serving.bento`): ``crm serve --import-models``, ``bentoml build`` and ``bentoml serve
+crm:latest`` serve the versions packed at build time, with neither MLflow nor any variable.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from features.errors import UserError
-from features.vocab import ChurnSort
+from features.vocab import ChurnSort, Offer
+from serving import bento
 from serving.config import ServiceSettings
 from serving.events import EventFeed
 from serving.http import DropValidationTracebacks, Guard, bound_http_parser, error_response, json_response
-from serving.registry import ArtifactUnreadable, resolve_model_uri
+from serving.registry import ArtifactUnreadable, ModelNotFound, resolve_model_uri
 from serving.schemas import (
     Categories,
     ChurnListRequest,
@@ -74,6 +78,8 @@ from serving.schemas import (
     RecommendResponse,
     Regions,
     ReloadResponse,
+    RetentionPlanRequest,
+    RetentionPlanResponse,
     Stages,
     Tiers,
     WinbackListRequest,
@@ -119,6 +125,16 @@ def _watch_parent(parent: int, grace_seconds: float) -> None:
     os._exit(1)
 
 
+def _optional_version(uri: str | None, tracking_uri: str | None) -> str | None:
+    """The version an optional model's URI points at now; None when the registry has none."""
+    if not uri:
+        return None
+    try:
+        return resolve_model_uri(uri, tracking_uri).version
+    except ModelNotFound:
+        return None
+
+
 def _read_record(path: Path) -> dict[str, str]:
     """The served record (see :meth:`CRMService._load`); empty when missing or unreadable."""
     try:
@@ -140,8 +156,18 @@ def _read_record(path: Path) -> dict[str, str]:
 class CRMService:
     """Recommendations (`/recommend`, `/recommend_batch`) and churn (`/churn_score`, `/churn_list`)."""
 
+    # BentoML model references: what `bentoml build` packs (its bento.yaml records each at the
+    # newest version in the model store then). Only declared: in a Bento the service loads them
+    # by those pinned tags (serving.bento), elsewhere it loads from MLflow.
+    churn_model = bento.reference(bento.CHURN)
+    recommender_model = bento.reference(bento.RECOMMENDER)
+    online_snapshot_model = bento.reference(bento.SNAPSHOT)
+
     def __init__(self) -> None:
-        self.settings = ServiceSettings.from_env()
+        built = CRMService.bento  # set by BentoML when it serves a built Bento (tag, folder or container)
+        if built is not None:
+            bento.pin(built)
+        self.settings = ServiceSettings.from_env(in_bento=built is not None)
         logging.getLogger("bentoml._internal.server.http_app").addFilter(DropValidationTracebacks())
         supervised = server_context.worker_index is not None  # a worker process of `bentoml serve`
         if supervised:
@@ -153,7 +179,7 @@ class CRMService:
         self._pending: Future[bool] | None = None  # the load running off the request threads
         self.reloads = 0
         self.last_reload_error: str | None = None
-        self._failed_key: tuple[str, str, str] | None = None  # what the poll failed to load, and
+        self._failed_key: tuple[str | None, ...] | None = None  # what the poll failed to load, and
         self._failures = 0  # how often in a row: it waits interval x 2^(failures - 1) to retry
         self._retry_at = 0.0
         self.clock: Callable[[], float] = time.monotonic  # what the backoff measures (tests replace it)
@@ -189,6 +215,9 @@ class CRMService:
             # None: no value champion, so customer values are the past-year revenue
             "value_model": s.value_uri if s else None,
             "value_version": s.value_version if s else None,
+            # None: no uplift champion, so /retention_plan answers 503
+            "uplift_model": s.uplift_uri if s else None,
+            "uplift_version": s.uplift_version if s else None,
             "snapshot": str(s.snapshot.path) if s else None,
             "snapshot_as_of": s.snapshot.as_of if s else None,
             "loaded_at": s.loaded_at if s else None,
@@ -282,15 +311,24 @@ class CRMService:
         self._remember_served(state)
         logger.info("serving churn %s, recommender %s", state.churn_version, state.recommender_version)
 
-    def _record_failure(self, key: tuple[str, str, str] | None, error: str) -> None:
+    def _record_failure(self, key: tuple[str | None, ...] | None, error: str) -> None:
         self._failures = self._failures + 1 if key == self._failed_key else 1
         self._failed_key = key
         interval = self.settings.reload_poll_seconds
         backoff = min(interval * 2 ** (self._failures - 1), max(interval, MAX_POLL_BACKOFF_SECONDS))
         self._retry_at = self.clock() + backoff
         self.last_reload_error = error
-        serving = "still serving the current models" if self._state is not None else "nothing served"
-        logger.error("model load failed, %s: %s", serving, error)
+        if self._state is not None:
+            logger.error("model reload failed, still serving the current models: %s", error)
+            return
+        s = self.settings  # nothing is loaded: say what was looked for, and where
+        looked_for = (
+            bento.where()
+            if s.model_source == "bento"
+            else f"{s.churn_model_uri} and {s.recommender_model_uri} in the MLflow registry"
+            f" {s.tracking_uri}, the online snapshot in {s.online_snapshot}"
+        )
+        logger.error("no models loaded, nothing is served: %s (looked for %s)", error, looked_for)
 
     def _forget_failures(self) -> None:
         self._failed_key, self._failures, self.last_reload_error = None, 0, None
@@ -322,17 +360,19 @@ class CRMService:
             return None
         return self.settings.model_copy(update=update)
 
-    def _current_key(self) -> tuple[str, str, str]:
-        """The versions the aliases point at now, and the snapshot's as-of on disk."""
-        churn_version = resolve_model_uri(self.settings.churn_model_uri, self.settings.tracking_uri).version
-        rec_version = resolve_model_uri(
-            self.settings.recommender_model_uri, self.settings.tracking_uri
-        ).version
-        manifest = json.loads((self.settings.online_snapshot / "manifest.json").read_text())
-        return (churn_version, rec_version, manifest["as_of"])
+    def _current_key(self) -> tuple[str | None, ...]:
+        """The versions the aliases point at now (None for an optional model the registry lacks),
+        and the snapshot's as-of on disk (the MLflow source; a Bento's models never move)."""
+        s = self.settings
+        churn_version = resolve_model_uri(s.churn_model_uri, s.tracking_uri).version
+        rec_version = resolve_model_uri(s.recommender_model_uri, s.tracking_uri).version
+        optional = [_optional_version(uri, s.tracking_uri) for uri in (s.value_model_uri, s.uplift_model_uri)]
+        manifest = json.loads((s.online_snapshot / "manifest.json").read_text())
+        return (churn_version, rec_version, *optional, manifest["as_of"])
 
     def poll_once(self) -> bool:
-        """Reload when an alias moved or the snapshot changed; True when a new state was swapped in."""
+        """Reload when an alias moved or the snapshot changed; True when a new state was swapped in.
+        Never with the Bento's models: they are pinned."""
         if self.settings.model_source == "bento":
             return False
         return self.reload(only_if_changed=True)
@@ -500,6 +540,48 @@ class CRMService:
                 "snapshot_as_of": state.snapshot.as_of,
             }
         )
+
+    # -- retention plans ---------------------------------------------------------------------------
+
+    @bentoml.api(input_spec=RetentionPlanRequest, output_spec=RetentionPlanResponse)
+    def retention_plan(
+        self,
+        offer: Offer,
+        budget: float,
+        control_share: float = 0.1,
+        cost: float | None = None,
+        campaign_id: str | None = None,
+        channel: str | None = None,
+        seed: int = 0,
+    ) -> Response:
+        """Whom to send ``offer``: customers by uplift x forecast value - offer cost, only positive
+        ones, as many as ``budget`` pays for, with a random control group held out; needs an uplift
+        model (503 without one)."""
+        state = self._ready_state()
+        if isinstance(state, Response):
+            return state
+        if state.uplift_version is None:
+            return error_response(
+                503,
+                "The retention plan needs an uplift model: `crm train uplift --data DIR --register`,"
+                " `crm promote uplift`, then /reload.",
+            )
+        request = RetentionPlanRequest.model_construct(
+            offer=offer, budget=budget, control_share=control_share, cost=cost, campaign_id=campaign_id,
+            channel=channel, seed=seed,
+        )  # fmt: skip
+        if offer not in state.uplift_model.offers:  # a valid offer this model has not learnt
+            return error_response(
+                404,
+                f"The uplift model has no learner for the offer {offer!r}: it knows"
+                f" {', '.join(state.uplift_model.offers)}.",
+                "offer",
+            )
+        try:
+            plan = state.retention_plan(request)
+        except UserError as exc:  # a plan too large for one answer
+            return error_response(400, str(exc), "budget")
+        return json_response(plan)
 
     # -- events -----------------------------------------------------------------------------------
 

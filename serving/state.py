@@ -33,13 +33,15 @@ from serving.churn_scoring import (
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
 from serving.registry import LoadedModel, load_python_model, resolve_model_uri
-from serving.schemas import MAX_K
+from serving.schemas import MAX_K, MAX_PLAN, RetentionPlanRequest
 
 if TYPE_CHECKING:
     from features.online import OnlineSnapshot
     from serving.churn_scoring import ChurnModel
     from serving.live import LiveOverlay
+    from serving.reasons import Presenter
     from serving.retrieval import Retrieval
+    from serving.uplift_model import UpliftModel
     from serving.value_model import ValueModel
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,10 @@ class TopLists:
 
     row: dict[str, int]  # customer_id -> row
     items: np.ndarray  # (n, MAX_K) int32 item positions, -1 pads
-    scores: np.ndarray  # (n, MAX_K) float32
+    probability: np.ndarray  # (n, MAX_K) float32: the answers' scores (Recommendations.probability)
     fallback: np.ndarray  # (n,) bool
     popular_items: np.ndarray  # (MAX_K,) int32
-    popular_scores: np.ndarray  # (MAX_K,) float32
+    popular_probability: np.ndarray  # (MAX_K,) float32
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,25 @@ class LoadedState:
     churn_table: pd.DataFrame  # every snapshot customer as a churn list shows them, with segment columns
     loaded_at: float = field(default_factory=time.time)
     top: TopLists | None = None  # default-filter lists precomputed per snapshot customer
+    # how recommended items read (catalogue fields, reasons); None: the retrieval's own
+    presenter: Presenter | None = None
     # the value model whose forecast is each customer's value; None: the past-year revenue
     value_model: ValueModel | None = None
     value_uri: str | None = None
     value_version: str | None = None
+    # the uplift model of /retention_plan; None: the registry has none
+    uplift_model: UpliftModel | None = None
+    uplift_uri: str | None = None
+    uplift_version: str | None = None
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """What a poll compares: both model versions and the snapshot's as-of."""
-        return (self.churn_version, self.recommender_version, self.snapshot.as_of)
+    def key(self) -> tuple[str | None, ...]:
+        """What a poll compares: the model versions (None: an optional model not loaded) and the
+        snapshot's as-of."""
+        return (
+            self.churn_version, self.recommender_version, self.value_version, self.uplift_version,
+            self.snapshot.as_of,
+        )  # fmt: skip
 
     # -- recommendations ------------------------------------------------------------------------
 
@@ -108,9 +120,13 @@ class LoadedState:
             blocked = self.retrieval.lists_from_ids(
                 [[*(exclude_items or ()), *pushed(c)] for c in customer_ids]
             )
-        return self.retrieval.answers(
-            customer_ids, self.retrieval.recommend_rows(rows, recent, owned, k, filters, blocked)
-        )
+        recs = self.retrieval.recommend_rows(rows, recent, owned, k, filters, blocked)
+        presenter = self.presenter or self.retrieval.presenter
+        summaries = [
+            presenter.summary(c, r, live.get(c) if live is not None else None)
+            for c, r in zip(customer_ids, rows.tolist(), strict=True)
+        ]
+        return presenter.answers(customer_ids, recs, summaries, presenter.now(live))
 
     def recommend_one(
         self,
@@ -125,24 +141,30 @@ class LoadedState:
         new in the live overlay), else :meth:`recommend`."""
         if exclude_owned and not categories and not exclude_items:
             if live is None or not live.changes_lists(customer_id):
-                answer = self.precomputed(customer_id, k)
+                answer = self.precomputed(customer_id, k, live)
                 if answer is not None:
                     return answer
         return self.recommend([customer_id], k, exclude_owned, categories, live, exclude_items)[0]
 
-    def precomputed(self, customer_id: str, k: int) -> dict[str, Any] | None:
-        """The default-filter answer from :class:`TopLists`, or None when it must be computed."""
+    def precomputed(self, customer_id: str, k: int, live: LiveOverlay | None = None) -> dict[str, Any] | None:
+        """The default-filter answer from :class:`TopLists`, or None when it must be computed
+        (``live``: only its clock, for how long ago the purchases a reason names were)."""
         top = self.top
         if top is None:
             return None
         row = top.row.get(customer_id)
+        bundle_row = self.retrieval.customer_row.get(customer_id, -1)
         if row is not None:
-            items, scores, fallback = top.items[row, :k], top.scores[row, :k], bool(top.fallback[row])
-        elif customer_id not in self.retrieval.customer_row:  # unknown to the snapshot and the model
-            items, scores, fallback = top.popular_items[:k], top.popular_scores[:k], True
+            items, probs, fallback = top.items[row, :k], top.probability[row, :k], bool(top.fallback[row])
+        elif bundle_row < 0:  # unknown to the snapshot and the model
+            items, probs, fallback = top.popular_items[:k], top.popular_probability[:k], True
         else:
             return None
-        return self.retrieval.answer(customer_id, items.tolist(), scores.tolist(), fallback)
+        presenter = self.presenter or self.retrieval.presenter
+        summary = presenter.summary(customer_id, bundle_row)
+        return presenter.answer(
+            customer_id, items.tolist(), probs.tolist(), fallback, summary, presenter.now(live)
+        )
 
     # -- churn ------------------------------------------------------------------------------------
 
@@ -213,6 +235,56 @@ class LoadedState:
                 rank_winback(segment, min_probability, limit).itertuples(index=False), 1
             )
         ]
+
+    # -- retention plans -------------------------------------------------------------------------
+
+    def retention_plan(self, request: RetentionPlanRequest) -> dict[str, Any]:
+        """The /retention_plan answer: the snapshot's customers by expected value saved, as many as
+        the budget pays for, with a random control group (:func:`serving.plan.retention_plan`)."""
+        from serving.plan import retention_plan
+
+        if self.uplift_model is None:
+            raise UserError("No uplift model is loaded.")
+        start = pd.Timestamp(self.snapshot.as_of).to_pydatetime()
+        plan = retention_plan(
+            self.snapshot.snapshot, self.uplift_model, self.value_model, request.offer, request.budget,
+            request.control_share, request.cost, request.seed, request.campaign_id, start, request.channel,
+        )  # fmt: skip
+        if len(plan.customers) > MAX_PLAN:
+            raise UserError(
+                f"The plan has {len(plan.customers):,} customers, more than one answer carries"
+                f" ({MAX_PLAN:,}): lower the budget, or write it with `crm retention-plan`."
+            )
+        c = plan.customers
+        first = c.iloc[0] if len(c) else None
+        return {
+            "campaign_id": str(first.campaign_id) if first is not None else (request.campaign_id or ""),
+            "offer": plan.offer,
+            "ts": start.isoformat(),
+            "channel": request.channel,
+            "cost": round(plan.cost, 2),
+            "budget": round(plan.budget, 2),
+            "treated": plan.treated,
+            "control": plan.control,
+            "spend": round(plan.spend, 2),
+            "expected_value_saved": round(plan.expected_value_saved, 2),
+            "customers": [
+                {
+                    "rank": int(r.rank),
+                    "customer_id": str(r.customer_id),
+                    "arm": str(r.arm),
+                    "cost": round(float(r.cost), 2),
+                    "uplift": round(float(r.uplift), 6),
+                    "risk": round(float(r.risk), 6),
+                    "customer_value": round(float(r.customer_value), 2),
+                    "expected_value_saved": round(float(r.expected_value_saved), 2),
+                }
+                for r in c.itertuples(index=False)
+            ],
+            "uplift_version": self.uplift_version,
+            "value_version": self.value_version,
+            "snapshot_as_of": self.snapshot.as_of,
+        }
 
 
 def unknown_score(customer_id: str) -> dict[str, Any]:
@@ -286,21 +358,31 @@ def precompute_recommendations(state: LoadedState, chunk: int = 4096) -> TopList
     retrieval, snapshot = state.retrieval, state.snapshot
     ids = [str(c) for c in snapshot.snapshot.index]
     items = np.full((len(ids), MAX_K), -1, dtype=np.int32)
-    scores = np.full((len(ids), MAX_K), -np.inf, dtype=np.float32)
+    probability = np.zeros((len(ids), MAX_K), dtype=np.float32)
     fallback = np.zeros(len(ids), dtype=bool)
     for start in range(0, len(ids), chunk):
         block = slice(start, start + chunk)
         recs = retrieval.recommend_rows(*retrieval.fresh_lists(ids[block], snapshot), MAX_K)
-        items[block], scores[block], fallback[block] = recs.items, recs.scores, recs.fallback
+        items[block], probability[block], fallback[block] = recs.items, recs.probability, recs.fallback
     nobody = retrieval.recommend_rows(np.array([-1]), ItemLists.empty(1), ItemLists.empty(1), MAX_K)
+    # the presenter's lookup has the same rows (the snapshot's customers, in order): shared
+    presenter = state.presenter
+    shared = presenter is not None and len(presenter.row) == len(ids)
     return TopLists(
-        row={c: i for i, c in enumerate(ids)},
+        row=presenter.row if shared else {c: i for i, c in enumerate(ids)},
         items=items,
-        scores=scores,
+        probability=probability,
         fallback=fallback,
         popular_items=nobody.items[0].astype(np.int32),
-        popular_scores=nobody.scores[0],
+        popular_probability=nobody.probability[0],
     )
+
+
+def present(retrieval: Retrieval, snapshot: OnlineSnapshot) -> Presenter:
+    """How the recommended items of ``retrieval`` read with the snapshot's catalogue and purchases."""
+    from serving.reasons import Presenter
+
+    return Presenter.from_snapshot(retrieval.bundle, snapshot)
 
 
 def _load_models(settings: ServiceSettings) -> tuple[LoadedModel, LoadedModel, Path]:
@@ -328,6 +410,24 @@ def _load_value_model(settings: ServiceSettings) -> LoadedModel | None:
     return value
 
 
+def _load_uplift_model(settings: ServiceSettings) -> LoadedModel | None:
+    """The uplift champion, or None when the registry has none (/retention_plan then answers 503).
+    A Bento carries no uplift model."""
+    from serving.plan import UPLIFT_MARK
+    from serving.registry import load_registered
+
+    if settings.model_source == "bento":
+        return None
+    uplift = load_registered(
+        settings.uplift_model_uri, settings.tracking_uri, UPLIFT_MARK, "an uplift model", optional=True
+    )
+    if uplift is None:
+        log.info("No uplift model at %s: /retention_plan is off.", settings.uplift_model_uri)
+    else:
+        uplift.model.num_threads = 1
+    return uplift
+
+
 def load_state(settings: ServiceSettings) -> LoadedState:
     """Load both champions and the online snapshot; raise on any failure (nothing is swapped)."""
     from features.online import load_online_snapshot
@@ -338,6 +438,7 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         raise UserError(f"{churn.uri} / {recommender.uri} are not the CRM churn and recommender models.")
     churn.model.num_threads = 1  # one LightGBM thread per worker: requests are small
     value = _load_value_model(settings)
+    uplift = _load_uplift_model(settings)
     snapshot = load_online_snapshot(snapshot_path)
     scores, churn_table = score_snapshot(churn.model, snapshot.snapshot, value and value.model)
     state = LoadedState(
@@ -353,7 +454,11 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         value_model=value and value.model,
         value_uri=value and value.uri,
         value_version=value and value.version,
+        uplift_model=uplift and uplift.model,
+        uplift_uri=uplift and uplift.uri,
+        uplift_version=uplift and uplift.version,
     )
+    state = replace(state, presenter=present(retrieval, snapshot))
     if settings.precompute_recommendations:
         state = replace(state, top=precompute_recommendations(state))
     return state

@@ -251,15 +251,6 @@ def load_value_model(model_uri: str | None, tracking_uri: str | None) -> LoadedM
     """The value model behind ``model_uri``, pinned, or None when the registry has no such model
     (the lists then value customers by their past-year revenue, and say so). An unreachable
     registry or unreadable files are errors, not a missing model."""
-    from serving.registry import LoadedModel, ModelNotFound, load_python_model, resolve_model_uri
+    from serving.registry import load_registered
 
-    if not model_uri:
-        return None
-    try:
-        ref = resolve_model_uri(model_uri, tracking_uri)
-    except ModelNotFound:
-        return None
-    model = load_python_model(ref.location)
-    if not hasattr(model, "forecast_if_stays"):
-        raise UserError(f"The model at {ref.uri} is not the CRM value model.")
-    return LoadedModel(model, ref.uri, ref.version)
+    return load_registered(model_uri, tracking_uri, "forecast_if_stays", "the CRM value model", optional=True)

@@ -279,8 +279,9 @@ def test_the_vocabularies_reach_the_job_as_words(tmp_path: Path, monkeypatch: py
 
 def test_recommend_reads_the_online_snapshot_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     seen = fake_job(
-        monkeypatch, "serving.batch.batch_recommend", customers=0, rows=0, fallback=0, seconds=0.0
-    )
+        monkeypatch, "serving.batch.batch_recommend", customers=0, rows=0, fallback=0, seconds=0.0,
+        preview=None,
+    )  # fmt: skip
     shown = said(CliRunner().invoke(app, ["recommend", "-h"]))
     assert "--snapshot" in shown and "--online-snapshot" not in shown
     base = ["recommend", "--customers", "c.csv", "--out", str(tmp_path / "r.csv")]

@@ -68,7 +68,11 @@ def recommend(
     ctx: typer.Context,
     customers: Path = typer.Option(..., help="CSV or Parquet file with a customer_id column."),
     k: int = typer.Option(10, min=1, max=MAX_K, help="Items per customer (the API's limit)."),
-    out: Path = typer.Option(..., help="Output file (.csv or .parquet), one row per recommended item."),
+    out: Path = typer.Option(
+        ...,
+        help="Output file (.csv or .parquet), one row per recommended item: rank, item, category,"
+        " subcategory, price, score (the chance among the items that could be offered) and reason.",
+    ),
     model_uri: str = typer.Option("models:/recommender@champion", help="Model to use (alias or version)."),
     online_snapshot: Path | None = typer.Option(
         None,
@@ -107,6 +111,22 @@ def recommend(
     counts = (f"{result.customers:,}", f"{result.rows:,}", f"{result.fallback:,}")
     table.add_row(*counts, f"{result.seconds:.1f}", str(cfg.out))
     console.print(table)
+    if result.preview is not None and len(result.preview):
+        console.print(preview_table(result.preview))
+
+
+def preview_table(rows) -> Table:
+    """The first customer's recommendations as the output file has them."""
+    first = rows.iloc[0]
+    title = f"first customer: {first.customer_id}" + (" (popularity fallback)" if first.fallback else "")
+    table = Table(title=title)
+    for col in ("rank", "item", "category", "subcategory", "price", "score", "reason"):
+        table.add_column(col, justify="right" if col in ("rank", "price", "score") else "left")
+    for r in rows.itertuples(index=False):
+        price = "" if r.price != r.price or r.price is None else f"{r.price:,.2f}"
+        subcategory = "" if r.subcategory is None or r.subcategory != r.subcategory else str(r.subcategory)
+        table.add_row(str(r.rank), r.item_id, r.category, subcategory, price, f"{r.score:.4f}", r.reason)
+    return table
 
 
 def default_snapshot() -> Path | None:

@@ -86,7 +86,10 @@ def serve(
         settings = ServiceSettings.from_env(serve_command(port, host, snapshot)[1])
         for name, tag in import_into_bentoml(settings).items():
             console.print(f"{name}: {tag}")
-        console.print("now: bentoml build -f serving/bentofile.yaml .")
+        console.print(
+            "now, from the repository root: `bentoml build` (packs these versions), then"
+            " `bentoml serve crm:latest` or `bentoml containerize crm:latest`"
+        )
         return
     start_server(port, host, snapshot)
 

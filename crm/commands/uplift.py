@@ -10,7 +10,7 @@ from rich.table import Table
 
 from crm.apps import app, console, train_app, user_errors
 from crm.config import choices, chosen, config_option, job_config
-from features.vocab import OFFERS, Offer
+from features.vocab import CHANNELS, OFFERS, Offer
 
 OfferChoice = choices("OfferChoice", OFFERS)
 campaign_app = typer.Typer(help="Measure past randomised campaigns.", no_args_is_help=True)
@@ -72,7 +72,7 @@ def retention_plan_command(
         None, min=0.0, help="Cost of the offer per customer (default: its mean cost in its campaigns)."
     ),
     campaign_id: str | None = typer.Option(None, help="The campaign's id (default: PLAN-<date>-<offer>)."),
-    channel: str | None = typer.Option(None, help="The channel the offer goes out by."),
+    channel: str | None = typer.Option(None, help=f"The offer's channel ({', '.join(CHANNELS)})."),
     seed: int = typer.Option(0, help="Seed of the control group's draw."),
     snapshot: Path | None = typer.Option(None, help="Online snapshot folder (default: CRM_ONLINE_SNAPSHOT)."),
     model_uri: str = typer.Option("models:/uplift@champion", help="Uplift model to score with."),

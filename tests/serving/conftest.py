@@ -167,12 +167,23 @@ def client(request: pytest.FixtureRequest, serving_env: ServingEnv):
 
 
 @pytest.fixture(scope="session")
-def live_server(serving_env: ServingEnv, tmp_path_factory: pytest.TempPathFactory):
-    """`crm serve` on a free loopback port (a real server process), until the session ends; it
-    wants the bearer token ``LIVE_TOKEN`` and gives headers ``LIVE_HEADER_TIMEOUT`` seconds."""
+def uplift_location(uplift_run, store) -> str:
+    """Where the tiny coupon uplift champion's files are (it lives in the suite's own store, not the
+    serving one): a service given this location as ``CRM_UPLIFT_MODEL_URI`` loads it."""
+    from serving.registry import resolve_model_uri
+
+    return resolve_model_uri("models:/uplift@champion", store.tracking).location
+
+
+@pytest.fixture(scope="session")
+def live_server(serving_env: ServingEnv, uplift_location: str, tmp_path_factory: pytest.TempPathFactory):
+    """`crm serve` on a free loopback port (a real server process), until the session ends, with
+    every model /retention_plan included; it wants the bearer token ``LIVE_TOKEN`` and gives
+    headers ``LIVE_HEADER_TIMEOUT`` seconds."""
     env = {
         **os.environ,
         **serving_env.env,
+        "CRM_UPLIFT_MODEL_URI": uplift_location,
         "CRM_RELOAD_POLL_SECONDS": "0",
         "CRM_API_TOKEN": LIVE_TOKEN,
         "CRM_HEADER_TIMEOUT_SECONDS": str(LIVE_HEADER_TIMEOUT),

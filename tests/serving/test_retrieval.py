@@ -246,3 +246,71 @@ def test_mask_cache_is_bounded_and_shares_builds_of_equal_masks() -> None:
     assert cache.built(cache.mask(BusinessFilters(categories=["laptop"])), build) == 3  # evicts ["tv"]
     assert cache.built(cache.mask(BusinessFilters(categories=["tv"])), build) == 4  # rebuilt
     assert builds == [4, 2, 0, 2]  # allowed items per build (the laptop is inactive)
+
+
+# --- scores a person can compare, and how the items read ------------------------------------------
+
+
+def softmax_over_candidates(r: Retrieval, customer: str, candidates: np.ndarray) -> np.ndarray:
+    """(n_items,) the softmax of every item's score over ``candidates`` (a bool mask), 0 elsewhere."""
+    row = r.customer_rows([customer])
+    recent = r.bundle.recent.take(row) if row[0] >= 0 else ItemLists.empty(1)
+    scores = (r.customer_vectors(row, recent) @ r.bundle.item_vectors.T)[0].astype(np.float64)
+    exp = np.where(candidates, np.exp(scores - scores[candidates].max()), 0.0)
+    return exp / exp.sum()
+
+
+@pytest.mark.parametrize("filters", [None, BusinessFilters(categories=["phone", "accessory", "tv"])])
+def test_probability_is_the_softmax_over_the_candidates(retrieval: Retrieval, filters) -> None:
+    b = retrieval.bundle
+    allowed = (filters or BusinessFilters()).item_mask(b.item_category, b.item_active)
+    for k in (2, 8):
+        recs = retrieval.recommend_arrays(["C0", "C1", "C2"], k=k, filters=filters)
+        for i, c in enumerate(["C0", "C1", "C2"]):
+            candidates = allowed.copy()
+            candidates[np.union1d(b.owned.row(i), b.recent.row(i))] = False
+            expected = softmax_over_candidates(retrieval, c, candidates)
+            shown = recs.items[i][recs.items[i] >= 0]
+            assert np.allclose(recs.probability[i, : len(shown)], expected[shown], atol=1e-6)
+            assert np.all(np.diff(recs.probability[i]) <= 1e-7)  # the scores' order
+            if k >= candidates.sum():  # every candidate shown: the list sums to 1
+                assert np.isclose(recs.probability[i].sum(), 1.0, atol=1e-5)
+
+
+def test_fallback_probability_is_the_popularity_share_among_the_same_candidates(retrieval: Retrieval) -> None:
+    b = retrieval.bundle
+    recs = retrieval.recommend_rows(
+        np.array([-1, -1]), ItemLists.empty(2), ItemLists.from_lists([[], [0]]), k=8
+    )
+    assert recs.fallback.all()
+    for i, owned in enumerate(([], [0])):
+        candidates = b.item_active.copy()
+        candidates[owned] = False
+        shown = recs.items[i][recs.items[i] >= 0]
+        assert len(shown) == candidates.sum()
+        share = b.popularity[shown] / b.popularity[candidates].sum()
+        assert np.allclose(recs.probability[i, : len(shown)], share, atol=1e-7)
+        assert np.isclose(recs.probability[i].sum(), 1.0, atol=1e-6)  # as the model's lists do
+        assert np.all(np.diff(recs.probability[i]) <= 0)
+
+
+def test_answers_from_the_bundle_alone(retrieval: Retrieval) -> None:
+    """Without the online snapshot: no subcategory nor price, the score is the probability rounded,
+    and the reasons read the training purchases (no dates)."""
+    from serving.reasons import parse
+
+    for answer in retrieval.recommend(["C0", "C2", "nobody"], k=5):
+        for item in answer["items"]:
+            assert set(item) == {"item_id", "category", "subcategory", "price", "score", "reason"}
+            assert item["subcategory"] is None and item["price"] is None
+            assert 0.0 <= item["score"] <= 1.0 and round(item["score"], 6) == item["score"]
+            code, _ = parse(item["reason"])
+            assert code not in ("goes_with", "popular_month", "popular_in_category_month")  # no dates
+    accessories = retrieval.recommend(["C2"], k=5, categories=["accessory"], exclude_owned=False)[0]
+    # C2 owns phone I1: its accessories go with the phone, date unknown
+    assert {x["reason"] for x in accessories["items"]} == {"goes with your phone"}
+    frame = retrieval.to_frame(retrieval.recommend_arrays(["C0", "nobody"], k=3))
+    assert list(frame.columns) == [
+        "customer_id", "rank", "item_id", "category", "subcategory", "price", "score", "reason", "fallback"
+    ]  # fmt: skip
+    assert frame["score"].between(0, 1).all() and frame["reason"].str.len().gt(0).all()

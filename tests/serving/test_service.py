@@ -77,7 +77,11 @@ def test_recommend_known_customer_never_offers_owned_or_inactive_items(client, s
         assert items.loc[ids, "active"].all()
         scores = [i["score"] for i in body["items"]]
         assert scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores) and sum(scores) <= 1.0 + 1e-5
         assert [i["category"] for i in body["items"]] == items.loc[ids, "category"].tolist()
+        assert [i["subcategory"] for i in body["items"]] == items.loc[ids, "subcategory"].tolist()
+        assert [i["price"] for i in body["items"]] == items.loc[ids, "price"].round(2).tolist()
+        assert all(isinstance(i["reason"], str) and i["reason"] for i in body["items"])
 
 
 def test_recommend_exclude_owned_false_may_offer_owned_items(client, serving_env):
@@ -105,6 +109,10 @@ def test_recommend_unknown_customer_gets_popularity_fallback(client, serving_env
     assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]]
     scores = [i["score"] for i in a["items"]]
     assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)  # the known customers' scale (see test_reasons.py)
+    popularity = ("popular this month", "popular in ", "bought by other", "from our ")
+    for item in a["items"]:  # about the item's popularity, never about devices the customer owns
+        assert item["reason"].startswith(popularity), item
 
 
 def test_recommend_category_allow_list(client, serving_env):
@@ -363,6 +371,25 @@ def test_poll_reloads_only_when_an_alias_moves(service_env):
         MlflowClient().set_registered_model_alias("churn", "champion", service_env.churn_version)
 
 
+def test_poll_follows_the_value_models_alias_too(service_env):
+    from mlflow import MlflowClient
+    from serving.service import CRMService
+    from training.registry import configure_tracking, get_alias, promote, register_challenger
+
+    service = CRMService.inner()
+    configure_tracking(service_env.store)
+    champion = get_alias("value", "champion", store=service_env.store)
+    source = MlflowClient().get_model_version("value", champion.version).source
+    new = register_challenger(source, "value", "serving-tests", "spearman", 0.5, store=service_env.store)
+    try:
+        promote("value", force=True, store=service_env.store)
+        assert service.poll_once() is True and service._state.value_version == str(new.version)
+        assert service.poll_once() is False  # nothing moved since
+    finally:
+        MlflowClient().set_registered_model_alias("value", "champion", champion.version)
+    assert service.poll_once() is True and service._state.value_version == champion.version
+
+
 def test_precomputed_lists_equal_the_computed_path(service_env):
     from serving.config import ServiceSettings
     from serving.state import load_state
@@ -374,10 +401,11 @@ def test_precomputed_lists_equal_the_computed_path(service_env):
             pre = state.precomputed(customer, k)
             computed = state.recommend([customer], k, True, None)[0]
             assert pre["fallback"] == computed["fallback"]
-            np.testing.assert_allclose(
-                [i["score"] for i in pre["items"]], [i["score"] for i in computed["items"]], rtol=1e-5
-            )
+            pre_scores, scores = [i["score"] for i in pre["items"]], [i["score"] for i in computed["items"]]
+            np.testing.assert_allclose(pre_scores, scores, rtol=1e-5, atol=2e-6)  # 6 decimals
             _assert_same_ranking(pre["items"], computed["items"], rtol=1e-5)
+            reasons = {i["item_id"]: i["reason"] for i in computed["items"]}
+            assert all(reasons.get(i["item_id"], i["reason"]) == i["reason"] for i in pre["items"])
 
 
 def _assert_same_ranking(left: list[dict], right: list[dict], rtol: float) -> None:
@@ -388,9 +416,9 @@ def _assert_same_ranking(left: list[dict], right: list[dict], rtol: float) -> No
     for i, (a, b) in enumerate(zip(left, right, strict=True)):
         if a["item_id"] == b["item_id"]:
             continue
-        tied = [r["item_id"] for r in right if np.isclose(r["score"], a["score"], rtol=rtol, atol=0.0)]
+        tied = [r["item_id"] for r in right if np.isclose(r["score"], a["score"], rtol=rtol, atol=2e-6)]
         assert a["item_id"] in tied or i == len(left) - 1, f"position {i}: {a} is not tied in {right}"
-        assert np.isclose(a["score"], b["score"], rtol=rtol, atol=0.0), f"position {i}: {a} != {b}"
+        assert np.isclose(a["score"], b["score"], rtol=rtol, atol=2e-6), f"position {i}: {a} != {b}"
 
 
 def test_churn_list_ranks_the_precomputed_table_as_churn_list_scores(service_env):
