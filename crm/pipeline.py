@@ -26,7 +26,7 @@ from rich.table import Table
 
 from features.families import feature_set_version
 from features.store import Store
-from features.vocab import DemoPreset
+from features.vocab import DemoPreset, Offer
 
 CHURN_HORIZON_DAYS = 90  # the churn label's horizon (the model's default)
 
@@ -48,6 +48,11 @@ class DemoConfig(BaseModel):
     # The value model's horizon: a 12-month forecast needs a year of targets after a holdout that
     # itself follows a year of training targets; the simulated history is two years long.
     value_horizon_days: int = Field(180, ge=1)
+    # a small search: the uplift learners are many (four LightGBMs per offer) and the demo's time
+    # budget is tight; `crm train uplift --trials N` resumes the stored studies with more
+    uplift_trials: int = Field(3, ge=1)
+    plan_offer: Offer | None = None  # None: the offer whose learner ranks its holdout campaign best
+    plan_budget: float = Field(10_000.0, gt=0)
     force: bool = False  # rerun every step
     store: Store = Field(default_factory=Store)  # where the models are tracked and registered
 
@@ -243,6 +248,49 @@ def value_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Cons
     }
 
 
+def uplift_step(cfg: DemoConfig, data_dir: Path, metrics_dir: Path, console: Console) -> dict[str, Any]:
+    """Train and register the uplift model on the simulated randomised campaigns."""
+    from training.uplift import GATE_METRIC, UpliftTrainConfig
+    from training.uplift import run as train_uplift
+
+    metrics_json = metrics_dir / "uplift.json"
+    with console.status("training the uplift model") as status:
+        result = train_uplift(
+            UpliftTrainConfig(
+                data=data_dir, trials=cfg.uplift_trials, register_model=True, metrics_json=metrics_json,
+                seed=cfg.seed, store=cfg.store,
+            ),
+            progress=lambda msg: status.update(f"uplift: {msg}"),
+        )  # fmt: skip
+    best = max(result.metrics, key=lambda offer: result.metrics[offer]["qini"])
+    return {
+        "version": result.registered_version,
+        "metrics_json": str(metrics_json),
+        GATE_METRIC: round(result.gate_metric, 4),
+        "best_offer": best,
+    }
+
+
+def retention_plan_step(cfg: DemoConfig, online_dir: Path, out: Path, offer: str) -> dict[str, Any]:
+    """A retention plan for ``offer`` on the online snapshot, with a random control group."""
+    from serving.plan import RetentionPlanConfig, write_retention_plan
+
+    result = write_retention_plan(
+        RetentionPlanConfig(
+            offer=offer, budget=cfg.plan_budget, out=out, snapshot=online_dir, store=cfg.store
+        )
+    )
+    plan = result.plan
+    return {
+        "retention_plan": str(out),
+        "offer": offer,
+        "treated": plan.treated,
+        "control": plan.control,
+        "spend": round(plan.spend, 2),
+        "expected_value_saved": round(plan.expected_value_saved, 2),
+    }
+
+
 def promote_step(name: str, store: Store, console: Console) -> dict[str, Any]:
     """Promote the challenger of ``name``; a refusal keeps the champion and is no failure."""
     from training.registry import PromotionRefused, get_alias, promote
@@ -315,7 +363,9 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     step = functools.partial(run_step, state, result, console)
 
     # a step's key names everything it depends on, so a change reruns it and what follows
-    data_key = f"synth:{cfg.preset}:{cfg.seed}"
+    from features.synth import simulator_version
+
+    data_key = f"synth:{cfg.preset}:{cfg.seed}:{simulator_version()}"
     # the snapshot and the churn model change with the feature declarations and the churn label
     features_key = f"{data_key}|features:{feature_set_version()}"
     store_key = f"{data_key}|store:{cfg.store.tracking}"
@@ -345,6 +395,14 @@ def run(cfg: DemoConfig, console: Console | None = None) -> DemoResult:
     step("list quality", lists_key,
          lambda: list_quality_step(data_dir, state.records["train churn"]["outputs"]["holdout"], metrics_dir,
                                    cfg.store))  # fmt: skip
+    step("train uplift", f"{store_key}|{features_key}|trials:{cfg.uplift_trials}",
+         lambda: uplift_step(cfg, data_dir, metrics_dir, console))  # fmt: skip
+    step("promote uplift", f"{store_key}|{state.key_of('train uplift')}",
+         lambda: promote_step("uplift", cfg.store, console))  # fmt: skip
+    offer = cfg.plan_offer or state.records["train uplift"]["outputs"]["best_offer"]
+    plan_key = f"{store_key}|{state.key_of('promote uplift')}|{lists_key}|{offer}|budget:{cfg.plan_budget}"
+    step("retention plan", plan_key,
+         lambda: retention_plan_step(cfg, online_dir, work / "retention_plan.csv", offer))  # fmt: skip
     return result
 
 
@@ -374,6 +432,16 @@ def headline_table(result: DemoResult) -> Table:
         btyd = doc["baselines"]["bgnbd_gamma_gamma"]["spearman"]
         table.add_row("value", "Spearman", f"{doc['metrics']['spearman']:.3f}", f"last year {last:.3f}",
                       f"BG/NBD+GG {btyd:.3f}")  # fmt: skip
+    uplift_json = result.output("train uplift", "metrics_json")
+    if uplift_json and Path(uplift_json).is_file():
+        offers = json.loads(Path(uplift_json).read_text())["metrics"].values()
+
+        def mean(key: str) -> float:
+            return sum(m.get(key, float("nan")) for m in offers) / len(offers)
+
+        oracle = f"oracle {mean('qini_oracle'):.4f}" if all("qini_oracle" in m for m in offers) else ""
+        table.add_row("uplift", "Qini, mean of offers", f"{mean('qini'):.4f}",
+                      f"churn risk {mean('qini_risk_ranking'):.4f}", oracle)  # fmt: skip
     return table
 
 

@@ -33,6 +33,8 @@ def curl_examples(port: int, customer_id: str) -> str:
             f"curl -s -X POST {base}/churn_list -H 'Content-Type: application/json'"
             ' -d \'{"min_probability": 0.5, "limit": 5}\'',
             f"curl -s -X POST {base}/winback_list -H 'Content-Type: application/json' -d '{{\"limit\": 5}}'",
+            f"curl -s -X POST {base}/retention_plan -H 'Content-Type: application/json'"
+            ' -d \'{"offer": "coupon", "budget": 500}\'',
         ]
     )
 
@@ -57,6 +59,7 @@ def end_summary(result: DemoResult, store: Store, port: int) -> str:
         "data": result.work_dir / "data",
         "churn list": result.output("churn list", "churn_list"),
         "win-back list": result.output("win-back list", "winback_list"),
+        "retention plan": result.output("retention plan", "retention_plan"),
         "online snapshot": online,
         "MLflow store": store.tracking,
         "browse it": browse,
@@ -80,6 +83,12 @@ def demo(
     recommender_epochs: int = typer.Option(
         5, "--epochs", min=1, help="Two-tower epochs (`crm train recommender` uses 8)."
     ),
+    uplift_trials: int = typer.Option(
+        3, "--uplift-trials", min=1, help="Optuna trials per offer for the uplift model."
+    ),
+    plan_budget: float = typer.Option(
+        10_000.0, min=0.01, help="Budget of the retention plan the demo writes (its offer: the best-ranked)."
+    ),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the service when the pipeline ends."),
     port: int = typer.Option(3000, help="Port of the service."),
     force: bool = typer.Option(False, help="Rerun every step instead of reusing finished ones."),
@@ -88,7 +97,8 @@ def demo(
     """Run the whole pipeline on a simulated preset, then serve.
 
     Simulate, validate, build features, train and promote the models, write the retention and
-    win-back lists, and measure them against the simulator's truth.
+    win-back lists, measure them against the simulator's truth, and write a retention plan with a
+    control group.
     """
     import pandas as pd
 

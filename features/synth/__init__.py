@@ -45,7 +45,7 @@ memory is bounded by the chunk size, not by the preset.
 
 from features.synth.calibration import read_calibration
 from features.synth.config import CHOICE_TEMPERATURE, TASTE_DIM, TASTE_SCALE, SynthConfig
-from features.synth.job import SynthResult, run
+from features.synth.job import SynthResult, run, simulator_version
 from features.synth.oracles import (
     _read_truth,
     oracle_churn_scores,
@@ -68,6 +68,7 @@ __all__ = [
     "oracle_churn_scores",
     "oracle_recommendations",
     "run",
+    "simulator_version",
     "true_campaign_effects",
     "true_customers",
     "true_items",

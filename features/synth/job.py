@@ -106,3 +106,17 @@ def _progress(enabled: bool, total: int) -> Progress | None:
     bar.add_task("synth", total=total, events=0)
     bar.start()
     return bar
+
+
+def simulator_version() -> str:
+    """A digest of the simulator's code: data simulated by other code is not this preset's data.
+
+    ``crm demo`` keys its simulate step with it, so an upgrade that changes what the simulator
+    writes (a new table, a recalibration) simulates again instead of reusing the old folder.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -36,7 +36,7 @@ def private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Store):
     cfg = DemoConfig(
         preset="tiny", seed=11, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=2,
-        store=private_store,
+        uplift_trials=1, store=private_store,
     )  # fmt: skip
     first = run(cfg)
     assert first.skipped == []
@@ -53,6 +53,10 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
     assert 0 <= quality["retention_by_probability"]["true_leavers_top_1000"] <= 1
     assert quality["true_hazard"]["true_leavers_top_1000"] > quality["base_rate_alive"]
     assert quality["winback"]["lapsed_customers"] > 0
+    assert first.output("promote uplift", "champion") == "1"
+    plan = pd.read_csv(first.output("retention plan", "retention_plan"))
+    assert plan["cost"].sum() <= cfg.plan_budget and (plan["expected_value_saved"] > 0).all()
+    assert first.output("retention plan", "treated") == int((plan["arm"] == "treatment").sum())
 
     # a second run reuses every finished step
     again = run(cfg)
@@ -64,7 +68,7 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
     env.pop("CRM_API_TOKEN", None)  # no token
     # what `make demo` does: the same command again reuses the pipeline, then serves
     demo_args = ("--preset", "tiny", "--seed", "11", "--work-dir", str(cfg.work_dir))
-    demo_args += ("--trials", "1", "--epochs", "2")
+    demo_args += ("--trials", "1", "--epochs", "2", "--uplift-trials", "1")
     with crm_server(env, tmp_path / "server.log", *demo_args, command="demo") as base:
         port = int(base.rsplit(":", 1)[1])
         answers = []
@@ -74,19 +78,21 @@ def test_tiny_pipeline_end_to_end_and_served(tmp_path: Path, private_store: Stor
             answers.append(
                 json.loads(out.stdout) if out.stdout.strip().startswith(("{", "[")) else out.stdout
             )
-    _, known, unknown, batch, scores, ranked, winback_answer = answers
+    _, known, unknown, batch, scores, ranked, winback_answer, plan_answer = answers
     assert known["fallback"] is False and len(known["items"]) == 5
     assert unknown["fallback"] is True and len(unknown["items"]) == 3
     assert len(batch["results"]) == 2
     assert scores["scores"][0]["customer_id"] == customer
     assert all(c["churn_probability"] >= 0.5 for c in ranked["customers"])
     assert len(winback_answer["customers"]) == 5 and winback_answer["value_version"] == "1"
+    assert plan_answer["uplift_version"] == "1" and plan_answer["spend"] <= 500
+    assert plan_answer["treated"] + plan_answer["control"] == len(plan_answer["customers"])
 
 
 def test_an_interrupted_run_resumes_without_cleanup(tmp_path: Path, private_store: Store):
     cfg = DemoConfig(
         preset="tiny", seed=12, work_dir=tmp_path / "demo", churn_trials=1, recommender_epochs=1,
-        store=private_store,
+        uplift_trials=1, store=private_store,
     )  # fmt: skip
     # a crash in the middle of simulation leaves a half-written temporary folder behind
     (cfg.work_dir / "data.tmp" / "events").mkdir(parents=True)
