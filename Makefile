@@ -9,7 +9,7 @@ PRESET ?= demo
 PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format mlflow-ui optuna-dashboard clean
+.PHONY: install demo test lint format reports mlflow-ui optuna-dashboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The notebooks executed (on the `make demo` outputs when they exist, else on the tiny pipeline
+# they build) and rendered to HTML in out/reports/; REPORT_ARGS=--no-input leaves the code out.
+REPORT_ARGS ?=
+reports: install
+	$(BIN)/jupyter nbconvert --execute --to html --ExecutePreprocessor.timeout=1800 \
+		--output-dir out/reports $(REPORT_ARGS) notebooks/*.ipynb
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
