@@ -1,16 +1,22 @@
 """The online path: ingest, /recommend during ingest, freshness, and no event lost to kill -9.
 
     python -m bench.events [--data DIR] [--work DIR] [--preset demo] [--seconds 8]
-                           [--connections 4] [--samples 40] [--restarts 20] [--out FILE.json]
+                           [--connections 4] [--samples 40] [--restarts 20]
+                           [--variants process[,thread,commit_thread,off]] [--baseline CHECKOUT]
+                           [--repeats N] [--skip ingest,alone,mixed,freshness,kill_9] [--out FILE.json]
 
 Measurements, against ``crm serve`` (one worker, fast lane on) on the models and snapshot that
 ``bench.serving`` prepares (``--data``, simulated and trained when missing; a second run reuses
-them), with an event log of this run's own:
+them), with an event log of this run's own per service:
 
+- ``recommend_alone``: ``/recommend`` at 200 req/s (open loop, latency from the scheduled send)
+  without events, the floor of the next one in the same round;
+- ``recommend_during_ingest``: the same while events stream at 1,000 events/s (10 batches of 100
+  per second), from the steady state (the service has no churn refresh left to do: ``/info``);
 - ``ingest``: ``--connections`` clients posting batches of 100 new events back to back to
   ``POST /events`` for ``--seconds``: acknowledged events per second, batch latency, errors;
-- ``recommend_during_ingest``: ``/recommend`` at 200 req/s (open loop, latency from the scheduled
-  send) while events stream at 1,000 events/s (10 batches of 100 per second);
+- ``recommend_after_burst``: ``recommend_during_ingest`` again right after the ingest burst,
+  while the churn scores of the customers it touched are being recomputed;
 - ``freshness``: from the 2xx of a purchase of the customer's top item to the first ``/recommend``
   that no longer offers it (``recommendations``), and from the 2xx of a service ticket to the first
   ``/churn_score`` whose answer changed (``churn``), each polled every few milliseconds;
@@ -18,13 +24,21 @@ them), with an event log of this run's own:
   log, without HTTP) is killed with SIGKILL at a random moment ``--restarts`` times and restarted
   to resend from its last acknowledgement; then the acknowledged events are counted in the log.
 
-JSON on stdout (and ``--out``), with the issue's bars in ``acceptance``.
+Each round measures every variant in turn (the order alternating between rounds), so that the
+figures compared come from the same minutes of a shared machine; the summary gives the medians
+over ``--repeats`` rounds, ``comparison`` the first variant's medians over each other's, and each
+measurement the CPU cores used by the worker, its commit and churn refresh processes and the load
+generator. Variants (:data:`VARIANTS`) set how the service runs its commits and churn refresh;
+``--baseline`` adds the service of another checkout (an earlier commit, as it was).
+
+JSON on stdout (and ``--out``), with the issue's bars in ``acceptance`` (the first variant's).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -233,7 +247,77 @@ def measure_kill_9(work: Path, restarts: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# the run
+# the service's processes: memory and CPU
+
+# how the churn refresh runs in each variant the run can compare (CRM_* overrides)
+VARIANTS = {
+    # the default: the commits and the churn refresh each in a child process of the worker
+    "process": {"CRM_CHURN_REFRESH_PROCESS": "1", "CRM_EVENT_COMMIT_PROCESS": "1"},
+    "commit_thread": {"CRM_CHURN_REFRESH_PROCESS": "1", "CRM_EVENT_COMMIT_PROCESS": "0"},
+    # both on threads of the worker, as before
+    "thread": {"CRM_CHURN_REFRESH_PROCESS": "0", "CRM_EVENT_COMMIT_PROCESS": "0"},
+    "off": {"CRM_CHURN_REFRESH_SECONDS": "0"},  # no churn refresh at all
+}
+
+
+def service_processes(pid: int) -> dict[str, list]:
+    """The ``bentoml serve`` supervisor's processes by role: ``worker`` (its direct children),
+    ``commit`` and ``refresh`` (the workers' event commit and churn refresh processes), ``other``."""
+    import psutil
+
+    roles: dict[str, list] = {"supervisor": [], "worker": [], "commit": [], "refresh": [], "other": []}
+    try:
+        root = psutil.Process(pid)
+        roles["supervisor"].append(root)
+        direct = {c.pid for c in root.children()}
+        for child in root.children(recursive=True):
+            try:
+                cmd = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            role = ("refresh" if "serving.live" in cmd else "commit" if "serving.events" in cmd
+                    else "worker" if child.pid in direct else "other")  # fmt: skip
+            roles[role].append(child)
+    except psutil.Error:
+        pass
+    return roles
+
+
+def rss_by_role(pid: int) -> dict[str, float]:
+    out = {}
+    for role, procs in service_processes(pid).items():
+        total = 0.0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except Exception:
+                pass
+        out[role] = round(total / 2**20, 1)
+    return out
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds so far per role, and this process's (the load generator's)."""
+    import psutil
+
+    out = {}
+    for role, procs in service_processes(pid).items():
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        out[role] = total
+    t = psutil.Process().cpu_times()
+    out["load_generator"] = t.user + t.system
+    return out
+
+
+def cpu_used(before: dict, after: dict, seconds: float) -> dict:
+    """CPU cores used per role over a measurement (CPU seconds / wall seconds)."""
+    return {k: round((after.get(k, 0.0) - before.get(k, 0.0)) / seconds, 3) for k in after}
 
 
 def rss_mb(pid: int) -> float | None:
@@ -246,6 +330,32 @@ def rss_mb(pid: int) -> float | None:
         return None
 
 
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def drain(port: int, limit: float = 120.0) -> float | None:
+    """Wait until the service has no churn refresh pending (bounded); the seconds it took, None
+    when it still had some at the limit."""
+    import httpx
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        try:
+            events = httpx.get(f"http://127.0.0.1:{port}/info", timeout=10).json()["events"]
+            if not events.get("churn_refresh_pending"):
+                return round(time.perf_counter() - t0, 1)
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(0.5)
+    return None
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.median(values)), 3) if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data")
@@ -255,8 +365,29 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--restarts", type=int, default=20)
+    parser.add_argument(
+        "--variants", default="process",
+        help=f"how the churn refresh runs, compared in this run: a comma list of {', '.join(VARIANTS)}"
+        " (each its own service and event log; the first is the one the acceptance block reads)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline", type=Path,
+        help="another checkout of the repository (say a `git worktree` of an earlier commit): its"
+        " service, with its own defaults, is measured in this run as the variant `baseline`",
+    )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="rounds of ingest and mixed, variants interleaved"
+    )
+    parser.add_argument(
+        "--skip", default="", help="measurements to leave out: ingest,alone,mixed,freshness,kill_9"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v] + (["baseline"] if args.baseline else [])
+    unknown = sorted(set(variants) - set(VARIANTS) - {"baseline"})
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}: expected {', '.join(VARIANTS)}")
+    skip = set(args.skip.split(",")) - {""}
 
     import pandas as pd
 
@@ -272,41 +403,105 @@ def main() -> None:
     as_of = datetime.fromisoformat(json.loads((snapshot / "manifest.json").read_text())["as_of"])
     events_dir = args.work / "events"
     events_dir.mkdir(parents=True, exist_ok=True)
-    log_path = events_dir / "eventlog.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{log_path}{suffix}").unlink(missing_ok=True)
-    info |= {"customers": len(customers), "items": len(items), "event_log": str(log_path)}
+    info |= {"customers": len(customers), "items": len(items), "event_log": str(events_dir)}
 
     from crm.commands.serve import serve_command
 
-    port = free_port()
-    cmd, env = serve_command(port)
-    env = _env({**env, **store_env, "CRM_EVENT_LOG": str(log_path), "CRM_DATA_DIR": str(args.data)})
-    env.pop("CRM_API_TOKEN", None)
-    maker = EventMaker(customers, active, as_of)
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_average_before": os.getloadavg()},
         "models": info,
         "seconds_per_measurement": args.seconds,
+        "variants": {},
     }  # fmt: skip
     started = time.time()
-    ready_from = time.perf_counter()
-    with Server("crm_events", cmd, env, port, ("GET", "/readyz")) as server:
-        results["time_to_ready_s"] = round(time.perf_counter() - ready_from, 1)
-        base = f"http://127.0.0.1:{port}"
-        print("ingest", file=sys.stderr)
-        results["ingest"] = measure_ingest(port, maker, args.connections, args.seconds)
-        print("recommend during ingest", file=sys.stderr)
-        results["recommend_during_ingest"] = measure_mixed(port, maker, customers, args.seconds)
-        print("freshness", file=sys.stderr)
-        results["freshness"] = measure_freshness(base, maker, customers, args.samples)
-        results["worker_rss_mb"] = rss_mb(server.proc.pid)
-    print("kill -9 restarts", file=sys.stderr)
-    results["kill_9"] = measure_kill_9(events_dir, args.restarts)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for n, name in enumerate(variants):
+            log_path = events_dir / f"eventlog-{name}.sqlite"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{log_path}{suffix}").unlink(missing_ok=True)
+            port = free_port()
+            cmd, env = serve_command(port)
+            env = _env({**env, **store_env, "CRM_EVENT_LOG": str(log_path), "CRM_DATA_DIR": str(args.data),
+                        "CRM_OPEN_OPERATIONS": "1", **VARIANTS.get(name, {})})  # fmt: skip
+            if name == "baseline":  # the other checkout's service and code
+                tree = str(args.baseline.resolve())
+                cmd[cmd.index("--working-dir") + 1] = tree
+                cmd = ["env", "-C", tree, *cmd]  # `python -m` puts the working directory first
+                env["PYTHONPATH"] = tree
+            env.pop("CRM_API_TOKEN", None)
+            ready_from = time.perf_counter()
+            server = stack.enter_context(Server(f"crm_events_{name}", cmd, env, port, ("GET", "/readyz")))
+            servers[name] = server
+            # event times of a variant of their own: every service gets new events
+            maker = EventMaker(customers, active, as_of + timedelta(hours=n), seed=n)
+            results["variants"][name] = {
+                "env": VARIANTS.get(name, {"tree": str(args.baseline)}),
+                "time_to_ready_s": round(time.perf_counter() - ready_from, 1),
+                "maker": maker,
+                **{key: [] for key in ("ingest", "recommend_alone", "recommend_during_ingest",
+                                       "recommend_after_burst", "refresh_drained_s")},
+            }  # fmt: skip
+        time.sleep(3.0)  # settle after the starts
+        for r in range(args.repeats):
+            for name in variants if r % 2 == 0 else variants[::-1]:  # interleaved, alternating order
+                server, out = servers[name], results["variants"][name]
+
+                def mixed(key: str, server=server, out=out) -> None:
+                    before = cpu_seconds(server.proc.pid)
+                    t0 = time.perf_counter()
+                    run = measure_mixed(server.port, out["maker"], customers, args.seconds)
+                    run["cpu_cores"] = cpu_used(
+                        before, cpu_seconds(server.proc.pid), time.perf_counter() - t0
+                    )
+                    out[key].append(run)
+
+                # the steady state first: nothing left to refresh from an earlier round
+                out["refresh_drained_s"].append(drain(server.port))
+                if "alone" not in skip:  # the same /recommend load without events: the floor
+                    print(f"[{name}] recommend without ingest", file=sys.stderr)
+                    recs = recommend_payloads(server.port, customers)
+                    out["recommend_alone"].append(
+                        run_loop(open_loop(server.port, recs, 200.0, args.seconds, 1.0)).summary()
+                    )
+                if "mixed" not in skip:
+                    print(f"[{name}] recommend during ingest", file=sys.stderr)
+                    drain(server.port)
+                    mixed("recommend_during_ingest")
+                if "ingest" not in skip:
+                    print(f"[{name}] ingest", file=sys.stderr)
+                    before = cpu_seconds(server.proc.pid)
+                    t0 = time.perf_counter()
+                    run = measure_ingest(server.port, out["maker"], args.connections, args.seconds)
+                    run["cpu_cores"] = cpu_used(
+                        before, cpu_seconds(server.proc.pid), time.perf_counter() - t0
+                    )
+                    out["ingest"].append(run)
+                    if "mixed" not in skip:  # right after the burst: its churn refresh still running
+                        print(
+                            f"[{name}] recommend during ingest, right after the ingest burst", file=sys.stderr
+                        )
+                        mixed("recommend_after_burst")
+        for name in variants:
+            server, out = servers[name], results["variants"][name]
+            if "freshness" not in skip and name != "off":  # "off" never changes a churn score
+                print(f"[{name}] freshness", file=sys.stderr)
+                out["refresh_drained_s"].append(drain(server.port))  # from the steady state
+                base = f"http://127.0.0.1:{server.port}"
+                out["freshness"] = measure_freshness(base, out["maker"], customers, args.samples)
+            out["rss_mb"] = rss_by_role(server.proc.pid)
+            out["worker_rss_mb"] = out["rss_mb"].get("worker")
+            del out["maker"]
+            out["summary"] = summarise(out)
+    if "kill_9" not in skip:
+        print("kill -9 restarts", file=sys.stderr)
+        results["kill_9"] = measure_kill_9(events_dir, args.restarts)
     results["machine"]["load_average_after"] = os.getloadavg()
     results["wall_seconds"] = round(time.time() - started, 1)
-    results["acceptance"] = acceptance(results)
+    results["comparison"] = compare(results["variants"])
+    results["acceptance"] = acceptance(results["variants"][variants[0]], results.get("kill_9"))
+    results["acceptance"]["variant"] = variants[0]
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,23 +509,67 @@ def main() -> None:
     print(text)
 
 
-def acceptance(r: dict) -> dict:
-    """The issue's bars, from this run."""
-    rec = r["recommend_during_ingest"]["recommend"]
-    rec_errors = rec["errors"] + rec["non_2xx"]
+def summarise(v: dict) -> dict:
+    """Medians over the rounds of one variant."""
+    rec = [r["recommend"] for r in v["recommend_during_ingest"]]
+    alone = v["recommend_alone"]
+    fresh = v.get("freshness", {})
     return {
-        "ingest_events_per_s": r["ingest"]["events_per_s"],
-        "ingest_bar_met": r["ingest"]["events_per_s"] >= 5000 and r["ingest"]["errors"] == 0,
-        "recommend_p99_ms_during_ingest": rec["p99_ms"],
-        "recommend_errors_during_ingest": rec_errors,
-        "recommend_bar_met": rec["p99_ms"] is not None and rec["p99_ms"] <= 15 and rec_errors == 0,
-        "freshness_recommendations_p99_ms": r["freshness"]["recommendations"]["p99_ms"],
-        "freshness_recommendations_bar_met": (r["freshness"]["recommendations"]["p99_ms"] or 1e9) <= 1000,
-        "freshness_churn_p99_ms": r["freshness"]["churn"]["p99_ms"],
-        "freshness_churn_bar_met": (r["freshness"]["churn"]["p99_ms"] or 1e9) <= 10000,
-        "kill_9_lost": r["kill_9"]["lost"],
-        "kill_9_bar_met": r["kill_9"]["lost"] == 0 and r["kill_9"]["in_log"] == r["kill_9"]["acknowledged"],
+        "rounds": len(rec) or len(v["ingest"]),
+        "recommend_alone_p50_ms": _median([r["p50_ms"] for r in alone]),
+        "recommend_alone_p99_ms": _median([r["p99_ms"] for r in alone]),
+        "ingest_events_per_s": _median([r["events_per_s"] for r in v["ingest"]]),
+        "ingest_errors": sum(r["errors"] + r["non_2xx"] for r in v["ingest"]),
+        "recommend_p50_ms": _median([r["p50_ms"] for r in rec]),
+        "recommend_p99_ms": _median([r["p99_ms"] for r in rec]),
+        "recommend_p99_ms_rounds": [r["p99_ms"] for r in rec],
+        "recommend_errors": sum(r["errors"] + r["non_2xx"] for r in rec),
+        "recommend_after_burst_p99_ms": _median(
+            [r["recommend"]["p99_ms"] for r in v["recommend_after_burst"]]
+        ),
+        "recommend_after_burst_p99_ms_rounds": [r["recommend"]["p99_ms"] for r in v["recommend_after_burst"]],
+        "freshness_recommendations_p99_ms": fresh.get("recommendations", {}).get("p99_ms"),
+        "freshness_churn_p99_ms": fresh.get("churn", {}).get("p99_ms"),
+        "freshness_not_seen": fresh.get("not_seen_within_30_s"),
     }
+
+
+def compare(variants: dict) -> dict:
+    """Each variant's medians against the first's (ratios: variant / first)."""
+    names = list(variants)
+    first = variants[names[0]]["summary"]
+    out = {}
+    for name in names[1:]:
+        s = variants[name]["summary"]
+        out[f"{names[0]}_vs_{name}"] = {
+            key: round(first[key] / s[key], 3) if first.get(key) and s.get(key) else None
+            for key in ("ingest_events_per_s", "recommend_alone_p99_ms", "recommend_p50_ms",
+                        "recommend_p99_ms", "recommend_after_burst_p99_ms", "freshness_churn_p99_ms")
+        }  # fmt: skip
+    return out
+
+
+def acceptance(v: dict, kill_9: dict | None) -> dict:
+    """The issue's bars, from this run (medians over the rounds)."""
+    s = v["summary"]
+    rec_errors = s["recommend_errors"]
+    out = {
+        "ingest_events_per_s": s["ingest_events_per_s"],
+        "ingest_bar_met": s["ingest_events_per_s"] is not None and s["ingest_events_per_s"] >= 5000
+        and s["ingest_errors"] == 0,
+        "recommend_p99_ms_during_ingest": s["recommend_p99_ms"],
+        "recommend_errors_during_ingest": rec_errors,
+        "recommend_bar_met": s["recommend_p99_ms"] is not None and s["recommend_p99_ms"] <= 15
+        and rec_errors == 0,
+        "freshness_recommendations_p99_ms": s["freshness_recommendations_p99_ms"],
+        "freshness_recommendations_bar_met": (s["freshness_recommendations_p99_ms"] or 1e9) <= 1000,
+        "freshness_churn_p99_ms": s["freshness_churn_p99_ms"],
+        "freshness_churn_bar_met": (s["freshness_churn_p99_ms"] or 1e9) <= 10000,
+    }  # fmt: skip
+    if kill_9 is not None:
+        out["kill_9_lost"] = kill_9["lost"]
+        out["kill_9_bar_met"] = kill_9["lost"] == 0 and kill_9["in_log"] == kill_9["acknowledged"]
+    return out
 
 
 if __name__ == "__main__":

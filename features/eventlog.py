@@ -46,6 +46,7 @@ offset                    the consumer's position: the offset of the next record
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -55,7 +56,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -292,16 +293,38 @@ class EventLog:
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
-    """Log rows as a frame: ``seq``, ``event_id`` and the contract's event columns."""
-    frame = pd.DataFrame(
-        rows, columns=["seq", "event_id", "customer_id", "ts_us", "event_type", "item_id", "quantity",
-                       "amount", "channel"],
-    )  # fmt: skip
-    frame["ts"] = pd.to_datetime(frame.pop("ts_us").astype("int64"), unit="us")
-    frame["seq"] = frame["seq"].astype("int64")
-    frame["quantity"] = frame["quantity"].astype("Int64")
-    frame["amount"] = frame["amount"].astype("float64")
-    return frame[["seq", "event_id", *EVENT_COLUMNS]]
+    """Log rows (``_READ_COLUMNS``) as a frame: ``seq``, ``event_id`` and the contract's event
+    columns. Built column by column with their dtypes (a row-wise frame and its conversions cost
+    ten times more, and the feed reads the log ten times a second)."""
+    if not rows:  # what a poll of an idle log reads
+        return _empty_frame().copy()
+    return _columns_frame(tuple(zip(*rows, strict=True)), len(rows))
+
+
+@functools.cache
+def _empty_frame() -> pd.DataFrame:
+    return _columns_frame(((),) * 9, 0)
+
+
+def _columns_frame(columns: tuple, n: int) -> pd.DataFrame:
+    seq, event_id, customer, ts_us, event_type, item, quantity, amount, channel = columns
+
+    def text(values: tuple) -> Any:  # as a row-wise frame infers it: str; object when all missing
+        return pd.Series(values, dtype=object) if not n else pd.Series(values)
+
+    return pd.DataFrame(
+        {
+            "seq": np.fromiter(seq, dtype=np.int64, count=n),
+            "event_id": text(event_id),
+            "customer_id": text(customer),
+            "ts": np.fromiter(ts_us, dtype=np.int64, count=n).view("datetime64[us]"),
+            "event_type": text(event_type),
+            "item_id": text(item),
+            "quantity": pd.array(list(quantity), dtype="Int64"),
+            "amount": np.array(amount, dtype=np.float64),
+            "channel": text(channel),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------

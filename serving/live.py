@@ -19,7 +19,9 @@ restarted worker replay from the snapshot's as-of without knowing exactly where 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -233,7 +235,256 @@ class ChurnRefresher:
         return scores
 
 
+# ---------------------------------------------------------------------------------------------
+# helper processes of a worker: work that must not hold the worker's GIL beside its event loop
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the worker that started it dies
+
+
+class ChildFailed(RuntimeError):
+    """The child process died, or gave no answer in time (it is started again at the next call)."""
+
+
+class _Unsent(Exception):
+    """A request could not be sent: the child had died (so it did nothing with it)."""
+
+
+class ChildProcess:
+    """A helper process of the worker, asked one request at a time over a socket.
+
+    ``python -m MODULE FD ARGS...`` runs :func:`serve_child` on the socket ``FD``. The child ends
+    with the worker: at :meth:`close`, when its end of the socket closes (the worker exited, even
+    by ``kill -9``: it reads the end of the stream), and on Linux by ``PR_SET_PDEATHSIG``. One
+    that died or stopped answering is started again by the next :meth:`ask`.
+    """
+
+    def __init__(self, module: str, args: Sequence[str], what: str, answer_seconds: float) -> None:
+        self.module, self.args, self.what, self.answer_seconds = (
+            module,
+            [str(a) for a in args],
+            what,
+            answer_seconds,
+        )
+        self._lock = threading.Lock()  # one request in flight
+        self._proc: Any = None
+        self._conn: Any = None
+        self._closed = False
+        self.started = 0  # children started (1 unless one died)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Start the child now rather than at the first request (its imports take seconds)."""
+        with self._lock:
+            try:
+                self._ensure()
+            except OSError as exc:
+                raise ChildFailed(f"{self.what} could not start ({exc})") from exc
+
+    def _ensure(self) -> None:
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        if self._closed:
+            raise ChildFailed(f"{self.what} is stopped")
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._discard()
+        parent, child = socket.socketpair()
+        root = Path(__file__).resolve().parents[1]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+        argv = [sys.executable, "-m", self.module, str(child.fileno()), *self.args]
+        try:
+            self._proc = subprocess.Popen(argv, env=env, cwd=root, pass_fds=(child.fileno(),))
+        finally:
+            child.close()
+        self._conn = Connection(parent.detach())
+        self.started += 1
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = self._conn = None
+
+    def ask(self, kind: str, *args: Any, before: Callable[[int], None] | None = None) -> Any:
+        """The child's answer to ``(kind, *args)``; ``before(started)`` runs first, under the same
+        lock (what a new child must be told first). Raises :class:`ChildFailed` when the child
+        died or gave no answer in ``answer_seconds``, and ``RuntimeError`` with the child's own
+        error when the request failed there."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    self._ensure()
+                    if before is not None:
+                        before(self.started)
+                    return self._ask(kind, args)
+                except _Unsent:  # it died before this request reached it: once more, on a new child
+                    self._discard()
+                    if attempt == 2:
+                        raise ChildFailed(f"{self.what} died twice before taking a request") from None
+                except (OSError, EOFError, TimeoutError) as exc:
+                    self._discard()  # started again at the next request
+                    raise ChildFailed(f"{self.what} stopped answering ({type(exc).__name__}: {exc})") from exc
+            raise AssertionError("unreachable")
+
+    def ask_locked(self, kind: str, *args: Any) -> Any:
+        """:meth:`ask` from inside ``before`` (the lock is held)."""
+        return self._ask(kind, args)
+
+    def _ask(self, kind: str, args: tuple) -> Any:
+        try:
+            self._conn.send((kind, *args))
+        except OSError as exc:  # a broken pipe: nothing reached the child
+            raise _Unsent from exc
+        if not self._conn.poll(self.answer_seconds):
+            raise TimeoutError(f"no answer in {self.answer_seconds:g} s")
+        status, value = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"{self.what} failed: {value}")
+        return value
+
+    def close(self) -> None:
+        """Stop the child, at once: a request in flight fails."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # the waiting thread then reads the end of the socket
+            proc.wait()
+        if self._lock.acquire(timeout=5):
+            try:
+                self._discard()
+            finally:
+                self._lock.release()
+
+
+def serve_child(fd: int, handlers: dict[str, Callable[..., Any]], niceness: int = 0) -> None:
+    """A child's loop: ``(kind, *args)`` from the worker over the socket ``fd``, answered with
+    ``("ok", handlers[kind](*args))`` or ``("error", text)``, until the socket closes."""
+    import ctypes
+    import signal
+    import sys
+    from multiprocessing.connection import Connection
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if niceness:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+    conn = Connection(fd)
+    while True:
+        try:
+            kind, *args = conn.recv()
+        except (EOFError, OSError):
+            return  # the worker is gone
+        if kind == "stop":
+            return
+        try:
+            answer = ("ok", handlers[kind](*args))
+        except Exception as exc:  # reported to the worker
+            log.exception("%s failed in the child process", kind)
+            answer = ("error", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(answer)
+        except OSError:
+            return
+
+
+# the churn refresh in a process of its own: off the worker's GIL and below its CPU priority
+
+REFRESH_NICENESS = 10  # the child yields the CPU to the worker's requests (a tenth of the share)
+REFRESH_ANSWER_SECONDS = 300.0  # a refresh not answered by then: the child is killed and restarted
+
+
+class RefreshProcess:
+    """:meth:`ChurnRefresher.scores` run in a child process (:class:`ChildProcess`) of the worker.
+
+    Recomputing a few thousand customers' rows (DuckDB over their history), scores and reasons
+    (LightGBM and Python per row) takes hundreds of milliseconds of CPU; on a worker's thread it
+    held the GIL beside the event loop and stalled ``/recommend``. The child does all of it: it
+    opens the data folder and the event log itself, and gets the churn and value models pickled
+    once per loaded state (and per child); the worker's thread only sends the customer ids and
+    the as-of and waits, without the GIL, for the JSON-ready answers. The child runs at a lower
+    priority (``REFRESH_NICENESS``), so on a busy machine the requests get the CPU first.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, niceness: int = REFRESH_NICENESS) -> None:
+        self.child = ChildProcess(
+            "serving.live",
+            [data_dir, log_path, niceness],
+            "the churn refresh process",
+            REFRESH_ANSWER_SECONDS,
+        )
+        self._sent: tuple[int, Any, Any] | None = None  # (child, churn, value model) last sent
+
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid
+
+    def start(self) -> None:
+        self.child.start()
+
+    def close(self) -> None:
+        self.child.close()
+
+    def scores(self, state: LoadedState, customer_ids: Sequence[str], as_of: datetime) -> dict[str, dict]:
+        """The /churn_score answers of ``customer_ids`` recomputed as of ``as_of``, by the child."""
+        import pickle
+
+        def send_models(started: int) -> None:  # a new state or a new child: the models, once
+            sent = self._sent  # held, not only their ids: a new model cannot take an old one's id
+            if (
+                sent is None
+                or sent[0] != started
+                or sent[1] is not state.churn
+                or sent[2] is not state.value_model
+            ):
+                blob = pickle.dumps((state.churn, state.value_model), protocol=pickle.HIGHEST_PROTOCOL)
+                self.child.ask_locked("models", blob)
+                self._sent = (started, state.churn, state.value_model)
+
+        return self.child.ask("scores", list(customer_ids), as_of, before=send_models)
+
+
+def _refresh_child(fd: int, data_dir: str, log_path: str, niceness: int) -> None:
+    """The refresh child: the models once, then the scores of the customers asked for."""
+    import pickle
+    from types import SimpleNamespace
+
+    from features.eventlog import EventLog
+
+    held: dict[str, Any] = {}
+
+    def models(blob: bytes) -> bool:
+        churn, value_model = pickle.loads(blob)
+        held["models"] = SimpleNamespace(churn=churn, value_model=value_model)
+        return True
+
+    def scores(customer_ids: list[str], as_of: datetime) -> dict[str, dict]:
+        if "refresher" not in held:
+            held["refresher"] = ChurnRefresher(Path(data_dir), EventLog(log_path))
+        return held["refresher"].scores(held["models"], customer_ids, as_of)
+
+    serve_child(fd, {"models": models, "scores": scores}, niceness)
+
+
 def refresh_as_of(clock: datetime) -> datetime:
     """The as-of of a refresh: the second after the overlay's clock, so its newest event counts
     (snapshot SQL compares timestamps to the second)."""
     return clock.replace(microsecond=0) + timedelta(seconds=1)
+
+
+if __name__ == "__main__":  # the churn refresh process (RefreshProcess)
+    import sys
+
+    logging.basicConfig(level=logging.WARNING)
+    _refresh_child(int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -57,6 +57,40 @@ def test_append_then_read_since_returns_the_events_in_order(log):
     assert again.empty and same == offset
 
 
+def test_read_since_keeps_missing_values_and_the_columns_dtypes(log):
+    batch = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2"],
+            "ts": [T0, T0 + timedelta(microseconds=1)],
+            "event_type": ["purchase", "app_open"],
+            "item_id": ["I1", None],
+            "quantity": pd.array([2, None], dtype="Int64"),
+            "amount": [9.5, None],
+            "channel": ["app", None],
+            "event_id": ["e1", None],
+        }
+    )
+    log.append(batch)
+    events, offset = log.read_since(0)
+    assert list(events.columns) == ["seq", "event_id", *EVENT_COLUMNS]
+    assert events["seq"].dtype == "int64" and events["amount"].dtype == "float64"
+    assert str(events["quantity"].dtype) == "Int64" and events["ts"].dtype.kind == "M"
+    assert events["ts"].tolist() == batch["ts"].tolist()  # to the microsecond
+    assert events.loc[0, ["customer_id", "item_id", "channel", "event_id"]].tolist() == [
+        "C1",
+        "I1",
+        "app",
+        "e1",
+    ]
+    assert events.loc[0, "quantity"] == 2 and events.loc[0, "amount"] == 9.5
+    assert events.loc[1, ["item_id", "quantity", "amount", "channel", "event_id"]].isna().all()
+    empty, same = log.read_since(offset)
+    assert empty.empty and same == offset and list(empty.columns) == list(events.columns)
+    dtypes = empty.dtypes
+    empty["seq"] = empty["seq"].astype("float64")  # a copy: changing it leaves the next read alone
+    assert log.read_since(offset)[0].dtypes.equals(dtypes)
+
+
 def test_read_since_pages_through_the_log_without_gaps(log):
     log.append(_events(7))
     seen, offset = [], 0

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from features.eventlog import EVENT_COLUMNS, EventLog
+from serving.schemas import PostedEvent
 from tests.server import free_port
 from tests.serving.conftest import ServingEnv, start_client
 
@@ -369,3 +370,60 @@ def test_the_churn_refresh_gives_the_full_snapshots_rows_for_the_touched_custome
         refreshed = ChurnRefresher(data, log).snapshot_rows(touched, as_of).set_index("customer_id")
     full = build_snapshot(open_validated(data), as_of).set_index("customer_id")  # folder + log, everyone
     pd.testing.assert_frame_equal(refreshed.loc[touched], full.loc[touched], check_like=True)
+
+
+# --- off the worker's GIL: the commits and the churn refresh in child processes -----------------------
+
+
+def test_commits_and_the_churn_refresh_run_in_child_processes_that_end_with_the_feed(
+    serving_env, tiny_data, tmp_path
+):
+    """The feed's commit and churn refresh processes are processes of their own (started with the
+    first events, started again when one died) that answer as the worker's own code does, and
+    stop with the feed."""
+    from serving.events import EventFeed, EventSettings
+    from serving.live import ChurnRefresher, refresh_as_of
+    from serving.registry import load_python_model, resolve_model_uri
+
+    churn = load_python_model(
+        resolve_model_uri("models:/churn@champion", serving_env.store.tracking).location
+    )
+    as_of = f"{snapshot_as_of(serving_env):%Y-%m-%d %H:%M:%S}"
+    state = SimpleNamespace(snapshot=SimpleNamespace(as_of=as_of), churn=churn, value_model=None)
+    log_path = tmp_path / "eventlog.sqlite"
+    feed = EventFeed(
+        EventSettings(event_log=log_path, data_dir=tiny_data, churn_refresh_seconds=60), lambda: state
+    )
+    customers = serving_env.known_customers[200:203]
+    try:
+        status, answer = feed.accept(
+            [PostedEvent(**purchase(serving_env, c, "I00003", hours=9)) for c in customers]
+        )
+        assert status == 200 and answer == {"accepted": 3, "rejected": []}
+        commit_pid = feed._commit_process.pid
+        os.kill(commit_pid, signal.SIGKILL)  # a dead commit process is started again by the next request
+        feed._commit_process.child._proc.wait()  # dead (a request it took before dying is a 503)
+        status, answer = feed.accept(
+            [PostedEvent(**purchase(serving_env, customers[0], "I00004", hours=9.5))]
+        )
+        assert status == 200 and answer["accepted"] == 1 and feed._commit_process.pid != commit_pid
+        assert EventLog(log_path).count() == 4
+
+        feed.poll_once()
+        assert feed.refresh_scores() == 3  # the touched customers, by the refresh process
+        refresh_pid = feed._process.pid
+        assert refresh_pid not in (None, os.getpid())
+        with EventLog(log_path) as log:  # the same rows and scores as the worker's own refresher
+            own = ChurnRefresher(tiny_data, log).scores(state, customers, refresh_as_of(feed.overlay.clock))
+        assert {c: feed.overlay.scores[c] for c in customers} == own
+        os.kill(refresh_pid, signal.SIGKILL)
+        feed._process.child._proc.wait()
+        feed.accept([PostedEvent(**purchase(serving_env, customers[1], "I00005", hours=10))])
+        feed.poll_once()
+        assert feed.refresh_scores() == 1 and feed._process.pid != refresh_pid
+        pids = [feed._commit_process.pid, feed._process.pid]
+    finally:
+        feed.stop()
+    for pid in pids:  # reaped: no such process any more
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
