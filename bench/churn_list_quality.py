@@ -27,13 +27,13 @@ The measures live in :mod:`features.synth.list_quality`, for the demo's summary 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench import emit
 from features.contract import open_validated
 from features.query import as_datetime
 from features.snapshot import build_snapshot
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     doc |= measure(truth, lists.scored)
     if lists.winback is not None:
         doc["winback"] = measure_winback(truth, lists.winback)
-    text = json.dumps(doc, indent=2, default=_plain)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit(doc, args.out, default=_plain)
 
 
 def _plain(value: object) -> object:

@@ -53,6 +53,8 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from bench import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SEED = 7
 HEALTHZ_BAR_SECONDS = 5.0  # the bar: /healthz answers within 5 s of the service's start
@@ -663,11 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     results["machine"]["load_average_after"] = os.getloadavg()
     results["held"] = all(r["held"] for r in results["items"].values())
     results["wall_seconds"] = round(time.time() - started, 1)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ Threads: FAISS and torch are limited to ``--threads`` (the 2-core target).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench import emit
 
 # Run as a script, this file's folder comes first on sys.path and would shadow our packages.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -172,11 +173,7 @@ def main() -> None:
         figures |= bench_training(data, args.epochs)
     figures |= bench_batch(args.customers, args.items, args.k)
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(figures, args.out)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------
@@ -471,11 +473,7 @@ def main() -> None:
     results["machine"]["load_average_after"] = os.getloadavg()
     results["wall_seconds"] = round(time.time() - started, 1)
     results["acceptance"] = acceptance(results["servers"])
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    emit(results, args.out)
 
 
 def acceptance(servers: dict) -> dict:

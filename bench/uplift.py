@@ -28,13 +28,13 @@ The budget defaults to the offer's cost for a fifth of the audience.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench import emit
 from features.campaigns import campaign_frame, find_campaign, list_campaigns, measure_campaign
 from features.contract import open_validated
 from features.errors import UserError
@@ -194,11 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "models": {"uplift": uplift_uri, "value": value_uri, "churn_risk_source": risk_source},
     }
-    text = json.dumps(doc, indent=2, default=_plain)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(doc, args.out, default=_plain)
 
 
 def _plain(value: object) -> object:

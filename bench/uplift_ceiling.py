@@ -19,12 +19,12 @@ of the outcomes (``expected``, free of the outcomes' noise; see :func:`bench.upl
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench import emit
 from bench.uplift import expected_qini
 from features.campaigns import campaign_frame, list_campaigns
 from features.contract import open_validated
@@ -103,11 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             }
         out["offers"][offer] = figures
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

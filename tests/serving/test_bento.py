@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import free_port
+from tests.server import free_port, stop_session
 from tests.serving.conftest import start_client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,12 +81,7 @@ def bento_server(tag: str, env: dict[str, str], cwd: Path, log: Path):
             time.sleep(0.5)
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_session(proc)
 
 
 @pytest.mark.slow
