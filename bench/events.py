@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import emit
 from bench.serving import ROOT, RunStats, Server, _env, closed_loop, encode_post, free_port, open_loop
 
 BATCH = 100
@@ -502,11 +503,7 @@ def main() -> None:
     results["comparison"] = compare(results["variants"])
     results["acceptance"] = acceptance(results["variants"][variants[0]], results.get("kill_9"))
     results["acceptance"]["variant"] = variants[0]
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    emit(results, args.out)
 
 
 def summarise(v: dict) -> dict:

@@ -43,6 +43,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import emit
 from bench.serving import ROOT, _env, free_port, prepare_models
 
 READY_BAR_S = 120.0
@@ -376,11 +377,7 @@ def main() -> None:
     results["machine"]["load_average_after"] = os.getloadavg()
     results["wall_seconds"] = round(time.time() - started, 1)
     results["acceptance"] = acceptance(results)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    emit(results, args.out)
 
 
 def acceptance(r: dict) -> dict:
