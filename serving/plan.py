@@ -153,11 +153,7 @@ def retention_plan(
 ) -> RetentionPlan:
     """Score a snapshot and draw the plan (see the module's docstring); ``cost`` defaults to the
     mean cost per treated customer of the offer's campaigns the uplift model learnt from."""
-    if offer not in uplift_model.offers:
-        raise UserError(
-            f"The uplift model has no learner for the offer {offer!r}: it knows"
-            f" {', '.join(uplift_model.offers)}."
-        )
+    uplift_model.check_offer(offer)
     cost = uplift_model.learners[offer].cost if cost is None else float(cost)
     scored = score_customers(snapshot, uplift_model, value_model, offer, cost)
     audience = plan_audience(scored, cost, budget, control_share, seed)

@@ -570,15 +570,12 @@ class CRMService:
             offer=offer, budget=budget, control_share=control_share, cost=cost, campaign_id=campaign_id,
             channel=channel, seed=seed,
         )  # fmt: skip
-        if offer not in state.uplift_model.offers:  # a valid offer this model has not learnt
-            return error_response(
-                404,
-                f"The uplift model has no learner for the offer {offer!r}: it knows"
-                f" {', '.join(state.uplift_model.offers)}.",
-                "offer",
-            )
+        from serving.uplift_model import UnknownOffer  # loaded with the model already
+
         try:
             plan = state.retention_plan(request)
+        except UnknownOffer as exc:  # a valid offer this model has not learnt
+            return error_response(404, str(exc), "offer")
         except UserError as exc:  # a plan too large for one answer
             return error_response(400, str(exc), "budget")
         return json_response(plan)

@@ -29,6 +29,10 @@ from features.errors import UserError
 from serving.encoding import feature_matrix
 
 
+class UnknownOffer(UserError):
+    """An offer the uplift model has no learner for (a valid offer, not learnt: the service's 404)."""
+
+
 @dataclass
 class OfferLearner:
     """One offer's X-learner as LightGBM text models and the treated share it was trained on."""
@@ -98,12 +102,16 @@ class UpliftModel(mlflow.pyfunc.PythonModel):
         """(rows, features) float matrix of a snapshot; an unseen category level is missing."""
         return feature_matrix(frame, self.features, self.categorical_levels, "uplift")
 
-    def _learner(self, offer: str) -> tuple:
+    def check_offer(self, offer: str) -> None:
+        """Raise :class:`UnknownOffer` unless the model has learnt ``offer``."""
         if offer not in self.learners:
-            raise UserError(
+            raise UnknownOffer(
                 f"The uplift model has no learner for the offer {offer!r}: it knows {', '.join(self.offers)}"
                 " (an offer needs two randomised campaigns to learn from)."
             )
+
+    def _learner(self, offer: str) -> tuple:
+        self.check_offer(offer)
         return self.boosters()[offer]
 
     def uplift(self, frame: pd.DataFrame, offer: str) -> np.ndarray:

@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from features.store import Store
-from tests.server import free_port
+from tests.server import free_port, stop_session
 from tests.serving.conftest import ServingEnv, start_client
 
 
@@ -68,13 +68,7 @@ def crm_serve(env: dict[str, str], log: Path, port: int) -> Iterator[subprocess.
     try:
         yield proc
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-                break
-        proc.wait()
+        stop_session(proc)
 
 
 def server_env(serving_env: ServingEnv, **extra: str) -> dict[str, str]:
