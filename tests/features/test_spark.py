@@ -57,3 +57,43 @@ def test_features_build_with_the_spark_engine(spark, hand_log: Path, tmp_path: P
     result = run(FeatureBuildConfig(data=hand_log, as_of=["2025-07-01"], out=tmp_path, engine="spark"))
     rows, path = result.snapshots["2025-07-01"]
     assert rows == 3 and path.is_file()
+
+
+def test_spark_reads_the_event_log_with_the_folder_as_duckdb_does(spark, tiny_data_copy: Path):
+    """What `POST /events` accepted and `crm events compact` has not folded in yet counts in a
+    Spark features build too: the same snapshot as DuckDB's, the logged purchase counted once."""
+    from datetime import timedelta
+
+    from features.eventlog import EVENT_LOG_NAME, EventLog
+    from features.spark import build_snapshot_spark, register_tables
+
+    data = tiny_data_copy
+    con = open_validated(data)  # validates the copy
+    end = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    customer = con.execute("SELECT min(customer_id) FROM events").fetchone()[0]
+    as_of = end + timedelta(days=2)
+    before = build_snapshot(con, as_of).set_index("customer_id").loc[customer, "purchases_total"]
+    logged = pd.DataFrame(
+        {
+            "customer_id": [customer, customer, "LOGGED-NEW"],
+            "ts": [
+                end + timedelta(hours=1),
+                end + timedelta(hours=1, microseconds=250),
+                end + timedelta(hours=2),
+            ],
+            "event_type": ["purchase", "view", "app_open"],
+            "item_id": ["LOG-ITEM", "LOG-ITEM", None],
+            "quantity": pd.array([1, None, None], dtype="Int64"),
+            "amount": [129.0, None, None],
+            "channel": ["app", "app", None],
+        }
+    )
+    with EventLog(data / EVENT_LOG_NAME) as log:
+        log.append(logged)
+
+    duck = build_snapshot(open_validated(data), as_of)
+    assert register_tables(spark, data) == 3
+    spark_frame = build_snapshot_spark(spark, as_of)
+    assert_same_snapshot(duck, spark_frame)
+    row = spark_frame.set_index("customer_id").loc[customer]
+    assert row["purchases_total"] == before + 1
