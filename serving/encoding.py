@@ -22,6 +22,8 @@ def feature_matrix(
         if name in categorical_levels:
             codes = pd.Categorical(column.astype(object), categories=categorical_levels[name]).codes
             out[:, j] = np.where(codes < 0, np.nan, codes)
+        elif column.dtype.kind in "biuf":  # numbers already (the snapshot's columns): no parsing
+            out[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return out

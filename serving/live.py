@@ -231,8 +231,7 @@ class ChurnRefresher:
         frame = self.snapshot_rows(customer_ids, as_of)
         if frame.empty:
             return {}
-        scores, _ = score_snapshot(state.churn, frame, state.value_model)
-        return scores
+        return score_snapshot(state.churn, frame, state.value_model)
 
 
 # ---------------------------------------------------------------------------------------------

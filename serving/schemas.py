@@ -272,6 +272,11 @@ class ModelInfo(BaseModel):
     snapshot: str | None
     snapshot_as_of: str | None
     loaded_at: float | None
+    lists_precomputed: bool = Field(
+        False,
+        description="The default-filter recommendation lists are precomputed (until then each such"
+        " request computes its list, with the same answer).",
+    )
     reloads: int
     last_reload_error: str | None
 

@@ -221,6 +221,8 @@ class CRMService:
             "snapshot": str(s.snapshot.path) if s else None,
             "snapshot_as_of": s.snapshot.as_of if s else None,
             "loaded_at": s.loaded_at if s else None,
+            # False until the default-filter lists are precomputed (those requests are computed meanwhile)
+            "lists_precomputed": s.top is not None if s else False,
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
             "events": self.feed.info(),
@@ -310,6 +312,25 @@ class CRMService:
         self._forget_failures()
         self._remember_served(state)
         logger.info("serving churn %s, recommender %s", state.churn_version, state.recommender_version)
+        if self.settings.precompute_recommendations:
+            threading.Thread(
+                target=self._precompute, args=(state,), name="crm-precompute", daemon=True
+            ).start()
+
+    def _precompute(self, state: LoadedState) -> None:
+        """The default-filter lists of a state that already serves (until they are in, each such
+        /recommend computes its list, with the same answer)."""
+        started = time.monotonic()
+        try:
+            top = state.precompute()
+        except Exception:  # the computed path keeps answering
+            logger.exception("precomputing the recommendation lists failed; they are computed per request")
+            return
+        logger.info(
+            "precomputed the recommendation lists of %d customers in %.1f s",
+            len(top.row),
+            time.monotonic() - started,
+        )
 
     def _record_failure(self, key: tuple[str | None, ...] | None, error: str) -> None:
         self._failures = self._failures + 1 if key == self._failed_key else 1

@@ -2,15 +2,20 @@
 
 :func:`load_state` loads both champions (from the MLflow registry, pinned to a version, or from a
 built Bento) and the online snapshot into one immutable :class:`LoadedState`. The snapshot does
-not change until the next reload, so every answer that depends only on it is computed once here:
-the churn score of every customer, the table ``/churn_list`` ranks, and the default-filter
-recommendation lists. The endpoints read the state's methods; a reload builds a new state.
+not change until the next reload, so what every answer needs is computed once here: the churn
+score of every customer and the table ``/churn_list`` ranks (:class:`ChurnScores`). Two memos
+fill in afterwards, each giving the answers the computed path gives: a customer's churn reasons,
+computed the first time an answer shows them, and the default-filter recommendation lists, which
+the service precomputes in the background once the state serves (:meth:`LoadedState.precompute`).
+The endpoints read the state's methods; a reload builds a new state.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +34,7 @@ from serving.churn_scoring import (
     rank_winback,
     retention_stages,
     return_probabilities,
+    suggested_action,
 )
 from serving.config import ServiceSettings
 from serving.filters import BusinessFilters
@@ -63,10 +69,88 @@ class TopLists:
     popular_probability: np.ndarray  # (MAX_K,) float32
 
 
+class ChurnScores:
+    """Every snapshot customer's churn score, and the reasons of those an answer has shown.
+
+    ``table`` (what ``/churn_list`` and ``/winback_list`` rank) is computed for every customer when
+    the state loads: LightGBM's probability, the band, the value and value at risk, the chance of
+    return, the segment columns. The reasons and the action that fits them cost a pass over the
+    trees and Python per row, most of the start-up of a million customers, and a request shows a
+    few hundred: they are computed for the rows an answer shows, the first time one does, and kept.
+    A row's reasons depend on that row alone, so they equal those of a whole-snapshot pass.
+    """
+
+    def __init__(self, churn: ChurnModel, frame: pd.DataFrame, table: pd.DataFrame) -> None:
+        self.churn, self.frame, self.table = churn, frame, table
+        self.row = {str(c): i for i, c in enumerate(frame["customer_id"].tolist())}
+        # the answer's columns as arrays once: a column of a million Arrow strings converts slowly
+        self._p, self._band = table["churn_probability"].to_numpy(float), table["risk_band"].to_numpy(object)
+        self._value, self._at_risk = (
+            table["customer_value"].to_numpy(float),
+            table["value_at_risk"].to_numpy(float),
+        )
+        self._stages = frame["lifecycle_stage"].to_numpy(object) if "lifecycle_stage" in frame else None
+        self._explained: dict[int, tuple[list[str], str]] = {}  # row -> (reasons, action); a memo
+        self._lock = threading.Lock()  # one computation of a row's reasons
+        churn.expected_logit()  # the trees' path tables now, not at the first request
+
+    def explained(self, rows: Sequence[int]) -> list[tuple[list[str], str]]:
+        """(reason texts, suggested action) of each table row, computed for those not yet shown."""
+        with self._lock:
+            missing = sorted({int(r) for r in rows} - self._explained.keys())
+            if missing:
+                reasons = self.churn.reasons(self.frame.iloc[missing].reset_index(drop=True))
+                for r, row in zip(missing, reasons, strict=True):
+                    self._explained[r] = ([x["text"] for x in row], suggested_action(row))
+            return [self._explained[int(r)] for r in rows]
+
+    def answers(self, customer_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``/churn_score`` answer of each customer (``known: false`` for those it lacks)."""
+        rows = [self.row.get(c) for c in customer_ids]
+        known = [r for r in rows if r is not None]
+        explained = dict(zip(known, self.explained(known), strict=True))
+        p, band, value, at_risk = self._p, self._band, self._value, self._at_risk
+        out = []
+        for c, r in zip(customer_ids, rows, strict=True):
+            if r is None:
+                out.append(unknown_score(c))
+                continue
+            reasons, action = explained[r]
+            out.append(
+                {
+                    "customer_id": c,
+                    "known": True,
+                    "churn_probability": round(float(p[r]), 6),
+                    "risk_band": str(band[r]),
+                    "top_reasons": list(reasons),
+                    "customer_value": round(float(value[r]), 2),
+                    "value_at_risk": round(float(at_risk[r]), 2),
+                    "suggested_action": action,
+                    "lifecycle_stage": _str_or_none(self._stages[r]) if self._stages is not None else None,
+                }
+            )
+        return out
+
+    def with_reasons(self, ranked: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``table`` (a ranked selection, by its index) with ``top_reasons`` and
+        ``suggested_action``."""
+        explained = self.explained(ranked.index.tolist())
+        return ranked.assign(
+            top_reasons=[reasons for reasons, _ in explained],
+            suggested_action=[action for _, action in explained],
+        )
+
+
+class _Precomputed:
+    """The state's memo of :class:`TopLists`: empty until :meth:`LoadedState.precompute` fills it."""
+
+    top: TopLists | None = None
+
+
 @dataclass(frozen=True)
 class LoadedState:
-    """Everything a request reads; never changed after it is built (the retrieval's filter cache
-    is only a memo)."""
+    """Everything a request reads; what it answers never changes after it is built (the reasons,
+    the precomputed lists and the retrieval's filter cache are memos of the same answers)."""
 
     churn: ChurnModel
     churn_uri: str
@@ -75,10 +159,9 @@ class LoadedState:
     recommender_uri: str
     recommender_version: str
     snapshot: OnlineSnapshot
-    scores: dict[str, dict[str, Any]]  # customer_id -> JSON-ready churn score
-    churn_table: pd.DataFrame  # every snapshot customer as a churn list shows them, with segment columns
+    scored: ChurnScores  # every snapshot customer's churn score, and the table the lists rank
     loaded_at: float = field(default_factory=time.time)
-    top: TopLists | None = None  # default-filter lists precomputed per snapshot customer
+    _lists: _Precomputed = field(default_factory=_Precomputed, repr=False)
     # how recommended items read (catalogue fields, reasons); None: the retrieval's own
     presenter: Presenter | None = None
     # the value model whose forecast is each customer's value; None: the past-year revenue
@@ -89,6 +172,24 @@ class LoadedState:
     uplift_model: UpliftModel | None = None
     uplift_uri: str | None = None
     uplift_version: str | None = None
+
+    @property
+    def top(self) -> TopLists | None:
+        """The default-filter lists of every snapshot customer, once precomputed (None before)."""
+        return self._lists.top
+
+    @property
+    def churn_table(self) -> pd.DataFrame:
+        """Every snapshot customer as the churn lists rank them, with the segment columns."""
+        return self.scored.table
+
+    def precompute(self) -> TopLists:
+        """Precompute the default-filter lists (:func:`precompute_recommendations`) into the memo
+        that :meth:`precomputed` reads; until it is filled each such request is computed, with the
+        same answer."""
+        if self._lists.top is None:
+            self._lists.top = precompute_recommendations(self)
+        return self._lists.top
 
     @property
     def key(self) -> tuple[str | None, ...]:
@@ -169,8 +270,8 @@ class LoadedState:
     # -- churn ------------------------------------------------------------------------------------
 
     def churn_scores(self, customer_ids: list[str]) -> list[dict[str, Any]]:
-        """The precomputed score of each customer (``known: false`` for those the snapshot lacks)."""
-        return [self.scores.get(c) or unknown_score(c) for c in customer_ids]
+        """The score of each customer (``known: false`` for those the snapshot lacks)."""
+        return self.scored.answers(customer_ids)
 
     def churn_list(
         self,
@@ -185,7 +286,7 @@ class LoadedState:
         """A segment's customers ranked as :func:`serving.churn_scoring.churn_list` ranks them
         (``stages`` None: every lifecycle stage but lapsed)."""
         segment = filter_segment(self.churn_table, tiers, regions, owns, retention_stages(stages))
-        top = rank(segment, min_probability, limit, sort)
+        top = self.scored.with_reasons(rank(segment, min_probability, limit, sort))
         return [
             {
                 "rank": position,
@@ -219,6 +320,7 @@ class LoadedState:
                 " one (`crm train value --register`, `crm promote value`), then reload."
             )
         segment = filter_segment(self.churn_table, tiers, regions, owns, [LAPSED])
+        top = self.scored.with_reasons(rank_winback(segment, min_probability, limit))
         return [
             {
                 "rank": position,
@@ -231,9 +333,7 @@ class LoadedState:
                 "member_tier": _str_or_none(r.member_tier),
                 "region": _str_or_none(r.region),
             }
-            for position, r in enumerate(
-                rank_winback(segment, min_probability, limit).itertuples(index=False), 1
-            )
+            for position, r in enumerate(top.itertuples(index=False), start=1)
         ]
 
     # -- retention plans -------------------------------------------------------------------------
@@ -312,44 +412,29 @@ def _str_or_none(value: Any) -> str | None:
 # loading and precomputing
 
 
+def score_table(
+    churn: ChurnModel, snapshot: pd.DataFrame, value_model: ValueModel | None = None
+) -> ChurnScores:
+    """Every snapshot customer scored once: the table ``/churn_list`` ranks, what
+    :func:`serving.churn_scoring.churn_list` computes for a segment (LightGBM's own probability,
+    its band and value at risk), the chance of return with a value model, and the segment columns;
+    the reasons follow per customer when an answer shows them (:class:`ChurnScores`)."""
+    frame = snapshot.reset_index(drop=True)
+    columns = [c for c in SEGMENT_COLUMNS if c in frame] + [c for c in frame.columns if c.startswith("owns_")]
+    listed = churn.score(frame, with_reasons=False, value=customer_values(value_model, frame))
+    if value_model is not None and len(frame):  # the win-back list's chance of return, for everyone
+        listed["return_probability"] = return_probabilities(value_model, frame)
+    return ChurnScores(churn, frame, pd.concat([listed, frame[columns]], axis=1))
+
+
 def score_snapshot(
     churn: ChurnModel, snapshot: pd.DataFrame, value_model: ValueModel | None = None
-) -> tuple[dict[str, dict[str, Any]], pd.DataFrame]:
-    """Every snapshot customer scored once: the JSON-ready ``/churn_score`` answers, and the table
-    ``/churn_list`` ranks.
-
-    The table holds what :func:`serving.churn_scoring.churn_list` computes for a segment: LightGBM's
-    own probability (the reasons pass sums the contributions instead, which can differ in the last
-    bits), its band and value at risk, with the reasons of the same pass and the segment columns.
-    """
-    frame = snapshot.reset_index(drop=True)
-    # a snapshot built before the lifecycle family has no stage: /churn_list then says to rebuild it
-    stages = frame["lifecycle_stage"] if "lifecycle_stage" in frame else pd.Series([None] * len(frame))
-    columns = [c for c in SEGMENT_COLUMNS if c in frame] + [c for c in frame.columns if c.startswith("owns_")]
-    segment = frame[columns]
-    values = customer_values(value_model, frame)
-    listed = churn.score(frame, with_reasons=False, value=values)
-    if frame.empty:
-        return {}, pd.concat([listed.assign(top_reasons=[], suggested_action=[]), segment], axis=1)
-    scored = churn.score(frame, with_reasons=True, value=values)
-    scores = {
-        str(row.customer_id): {
-            "customer_id": str(row.customer_id),
-            "known": True,
-            "churn_probability": round(float(row.churn_probability), 6),
-            "risk_band": str(row.risk_band),
-            "top_reasons": list(row.top_reasons),
-            "customer_value": round(float(row.customer_value), 2),
-            "value_at_risk": round(float(row.value_at_risk), 2),
-            "suggested_action": str(row.suggested_action),
-            "lifecycle_stage": _str_or_none(stage),
-        }
-        for row, stage in zip(scored.itertuples(index=False), stages, strict=True)
-    }
-    reasons = scored[["top_reasons", "suggested_action"]]
-    if value_model is not None:  # the win-back list's chance of return, for every customer
-        listed["return_probability"] = return_probabilities(value_model, frame)
-    return scores, pd.concat([listed, reasons, segment], axis=1)
+) -> dict[str, dict[str, Any]]:
+    """The ``/churn_score`` answers of every row of ``snapshot``, reasons included (a few
+    customers: the live refresh's)."""
+    scored = score_table(churn, snapshot, value_model)
+    ids = list(scored.row)
+    return dict(zip(ids, scored.answers(ids), strict=True))
 
 
 def precompute_recommendations(state: LoadedState, chunk: int = 4096) -> TopLists:
@@ -429,7 +514,8 @@ def _load_uplift_model(settings: ServiceSettings) -> LoadedModel | None:
 
 
 def load_state(settings: ServiceSettings) -> LoadedState:
-    """Load both champions and the online snapshot; raise on any failure (nothing is swapped)."""
+    """Load both champions and the online snapshot; raise on any failure (nothing is swapped).
+    The default-filter lists are not precomputed yet: :meth:`LoadedState.precompute` does it."""
     from features.online import load_online_snapshot
 
     churn, recommender, snapshot_path = _load_models(settings)
@@ -440,7 +526,7 @@ def load_state(settings: ServiceSettings) -> LoadedState:
     value = _load_value_model(settings)
     uplift = _load_uplift_model(settings)
     snapshot = load_online_snapshot(snapshot_path)
-    scores, churn_table = score_snapshot(churn.model, snapshot.snapshot, value and value.model)
+    scored = score_table(churn.model, snapshot.snapshot, value and value.model)
     state = LoadedState(
         churn=churn.model,
         churn_uri=churn.uri,
@@ -449,8 +535,7 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         recommender_uri=recommender.uri,
         recommender_version=recommender.version,
         snapshot=snapshot,
-        scores=scores,
-        churn_table=churn_table,
+        scored=scored,
         value_model=value and value.model,
         value_uri=value and value.uri,
         value_version=value and value.version,
@@ -458,7 +543,4 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         uplift_uri=uplift and uplift.uri,
         uplift_version=uplift and uplift.version,
     )
-    state = replace(state, presenter=present(retrieval, snapshot))
-    if settings.precompute_recommendations:
-        state = replace(state, top=precompute_recommendations(state))
-    return state
+    return replace(state, presenter=present(retrieval, snapshot))

@@ -7,6 +7,8 @@ agree.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -395,7 +397,9 @@ def test_precomputed_lists_equal_the_computed_path(service_env):
     from serving.state import load_state
 
     state = load_state(ServiceSettings.from_env())
-    assert state.top is not None and state.top.items.shape == (len(service_env.known_customers), 100)
+    assert state.top is None  # a loaded state serves before its lists are in
+    assert state.precompute() is state.top
+    assert state.top.items.shape == (len(service_env.known_customers), 100)
     for customer in service_env.known_customers[:200] + ["never-seen-5"]:
         for k in (1, 10, 100):
             pre = state.precomputed(customer, k)
@@ -406,6 +410,47 @@ def test_precomputed_lists_equal_the_computed_path(service_env):
             _assert_same_ranking(pre["items"], computed["items"], rtol=1e-5)
             reasons = {i["item_id"]: i["reason"] for i in computed["items"]}
             assert all(reasons.get(i["item_id"], i["reason"]) == i["reason"] for i in pre["items"])
+
+
+def test_a_service_serves_before_its_lists_are_precomputed_and_then_uses_them(serving_env):
+    """The lists are precomputed in the background once the state serves: /info says when they
+    are in, and the answers do not change when they arrive."""
+    c = start_client(serving_env)
+    try:
+        customers = serving_env.known_customers[:30]
+        before = [c.post("/recommend", json={"customer_id": x, "k": 10}).json() for x in customers]
+        deadline = time.monotonic() + 60
+        while not c.post("/info").json()["lists_precomputed"]:
+            assert time.monotonic() < deadline, "the lists were not precomputed within 60 s"
+            time.sleep(0.1)
+        after = [c.post("/recommend", json={"customer_id": x, "k": 10}).json() for x in customers]
+    finally:
+        c.__exit__(None, None, None)
+    for a, b in zip(before, after, strict=True):
+        assert a["fallback"] == b["fallback"]
+        _assert_same_ranking(a["items"], b["items"], rtol=1e-5)
+
+
+def test_churn_reasons_are_computed_for_the_customers_shown_and_equal_a_whole_snapshot_pass(service_env):
+    from serving.config import ServiceSettings
+    from serving.state import load_state
+
+    state = load_state(ServiceSettings.from_env().model_copy(update={"precompute_recommendations": False}))
+    assert state.scored._explained == {}  # nothing explained at load
+    ids = service_env.known_customers[:40]
+    answers = state.churn_scores(ids)
+    assert len(state.scored._explained) == len(ids)
+    state.churn_list(0.0, None, None, None, 25, "expected_loss")
+    assert len(state.scored._explained) <= len(ids) + 25
+    frame = state.snapshot.snapshot.reset_index(drop=True)
+    eager = state.churn.score(frame, with_reasons=True)  # every row in one pass, as before
+    expected = eager.set_index("customer_id").loc[ids]
+    assert [a["top_reasons"] for a in answers] == expected["top_reasons"].map(list).tolist()
+    assert [a["suggested_action"] for a in answers] == expected["suggested_action"].tolist()
+    np.testing.assert_allclose(
+        [a["churn_probability"] for a in answers], expected["churn_probability"], atol=1e-6
+    )
+    assert state.churn_scores(ids) == answers  # the memo answers the same
 
 
 def _assert_same_ranking(left: list[dict], right: list[dict], rtol: float) -> None:
