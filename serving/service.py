@@ -144,6 +144,23 @@ def _read_record(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
 
 
+def _freeze_after_full_collections(phase: str, info: dict[str, Any]) -> None:
+    """A gc callback: freeze what survives each full collection.
+
+    Right after a full collection every tracked object is reachable, so freezing them leaks no
+    garbage, and the next full collection scans only the objects made since. Without it each full
+    collection scanned every record of the live overlay and every refreshed churn score again
+    (hundreds of thousands of objects after an ingest burst, the event loop stopped meanwhile: the
+    tail of /recommend during ingest, docs/benchmarks.md). A frozen object is still freed when its
+    last reference goes (the overlay's records and scores hold no cycles); a cycle that forms among
+    frozen objects waits for the next load, which unfreezes and collects everything
+    (:meth:`CRMService._swap`). Only a server's workers install it: a notebook or a test process
+    holds cycles of its own.
+    """
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
 @bentoml.service(
     name="crm",
     workers=1,
@@ -172,6 +189,8 @@ class CRMService:
         supervised = server_context.worker_index is not None  # a worker process of `bentoml serve`
         if supervised:
             die_with_parent()
+            if _freeze_after_full_collections not in gc.callbacks:  # a server's worker, not a notebook
+                gc.callbacks.append(_freeze_after_full_collections)
         self._state: LoadedState | None = None
         self._reload_lock = threading.Lock()  # one load at a time: start-up, /reload and the poll
         self._stop = threading.Event()
@@ -305,6 +324,7 @@ class CRMService:
                 raise broken from None
 
     def _swap(self, state: LoadedState) -> None:
+        gc.unfreeze()  # everything collected once per load, what earlier freezes held included
         gc.collect()
         gc.freeze()  # the loaded arrays and frames leave the GC's generations: shorter pauses
         self._state = state  # the one atomic swap

@@ -90,18 +90,18 @@ class ChurnScores:
             table["value_at_risk"].to_numpy(float),
         )
         self._stages = frame["lifecycle_stage"].to_numpy(object) if "lifecycle_stage" in frame else None
-        self._explained: dict[int, tuple[list[str], str]] = {}  # row -> (reasons, action); a memo
+        self._explained: dict[int, tuple[tuple[str, ...], str]] = {}  # row -> (reasons, action); a memo
         self._lock = threading.Lock()  # one computation of a row's reasons
         churn.expected_logit()  # the trees' path tables now, not at the first request
 
-    def explained(self, rows: Sequence[int]) -> list[tuple[list[str], str]]:
+    def explained(self, rows: Sequence[int]) -> list[tuple[tuple[str, ...], str]]:
         """(reason texts, suggested action) of each table row, computed for those not yet shown."""
         with self._lock:
             missing = sorted({int(r) for r in rows} - self._explained.keys())
             if missing:
                 reasons = self.churn.reasons(self.frame.iloc[missing].reset_index(drop=True))
                 for r, row in zip(missing, reasons, strict=True):
-                    self._explained[r] = ([x["text"] for x in row], suggested_action(row))
+                    self._explained[r] = (tuple(x["text"] for x in row), suggested_action(row))
             return [self._explained[int(r)] for r in rows]
 
     def answers(self, customer_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -427,3 +427,32 @@ def test_commits_and_the_churn_refresh_run_in_child_processes_that_end_with_the_
     for pid in pids:  # reaped: no such process any more
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_what_survives_a_full_collection_is_not_scanned_again_and_is_still_freed():
+    """A worker freezes what survives each full collection (serving.service), so that the live
+    overlay's records are scanned by one full collection, not by every one; a frozen record is
+    still freed when the overlay drops it."""
+    import gc
+    import weakref
+
+    from serving.live import CustomerLive
+    from serving.service import _freeze_after_full_collections
+
+    class Record:  # what a worker holds per touched customer: plain data, no cycles
+        def __init__(self, i: int) -> None:
+            self.live = CustomerLive(frozenset({f"I{i}"}))
+            self.reasons = [f"reason {i}"]
+
+    gc.callbacks.append(_freeze_after_full_collections)
+    try:
+        overlay = [Record(i) for i in range(20_000)]
+        probe = weakref.ref(overlay[0])
+        gc.collect()
+        assert gc.get_freeze_count() >= len(overlay)
+        assert not any(o is overlay[0] for o in gc.get_objects(generation=2))  # not scanned again
+        overlay.clear()  # the overlay replaces its records
+        assert probe() is None  # freed at once, frozen or not
+    finally:
+        gc.callbacks.remove(_freeze_after_full_collections)
+        gc.unfreeze()
