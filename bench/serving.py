@@ -150,6 +150,7 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.perf_counter()  # when its last answer arrived
 
     @classmethod
     async def open(cls, port: int) -> Connection:
@@ -183,6 +184,10 @@ class Connection:
 
 
 FAILURES = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
+# A pooled connection idle this long is replaced, not reused: the server closes an idle keep-alive
+# connection after its timeout (uvicorn's default is 5 s), and a request sent on it as the server
+# closes it fails; clients' pools expire theirs first for that reason (httpx: keepalive_expiry).
+KEEPALIVE_EXPIRY_SECONDS = 4.0
 
 
 async def open_loop(port: int, payloads: list[bytes], rate: float, seconds: float, warmup: float) -> RunStats:
@@ -195,6 +200,9 @@ async def open_loop(port: int, payloads: list[bytes], rate: float, seconds: floa
     async def one(i: int, scheduled: float) -> None:
         nonlocal opened
         conn = idle.pop() if idle else None
+        if conn is not None and time.perf_counter() - conn.idle_since > KEEPALIVE_EXPIRY_SECONDS:
+            conn.close()  # the server may have closed it: a new one, as a client's pool does
+            conn = None
         try:
             if conn is None:
                 conn = await Connection.open(port)
@@ -203,6 +211,7 @@ async def open_loop(port: int, payloads: list[bytes], rate: float, seconds: floa
             if i >= n_warm:
                 stats.latencies.append(time.perf_counter() - scheduled)
                 stats.statuses[status] = stats.statuses.get(status, 0) + 1
+            conn.idle_since = time.perf_counter()
             idle.append(conn)
         except FAILURES:
             stats.errors += i >= n_warm
