@@ -279,7 +279,8 @@ def filter_segment(
     for category in owns or []:
         column = f"owns_{category}"
         if column not in snapshot:
-            raise UserError(f"Unknown category {category!r} in the segment filter.")
+            known = sorted(c.removeprefix("owns_") for c in snapshot.columns if c.startswith("owns_"))
+            raise UserError(f"Unknown category {category!r} in owns: expected one of {', '.join(known)}.")
         keep &= snapshot[column].to_numpy() == 1
     return snapshot[keep]
 

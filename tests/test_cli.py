@@ -314,8 +314,23 @@ def test_demo_writes_to_a_folder_of_its_preset(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr("crm.pipeline.run", stop)
     assert CliRunner().invoke(app, ["demo", "--preset", "tiny", "--no-serve"]).exit_code == 2
     assert seen[-1].work_dir == Path("out/tiny")
-    assert CliRunner().invoke(app, ["demo", "--preset", "tiny", "--work-dir", str(tmp_path)]).exit_code == 2
+    demo = ["demo", "--preset", "tiny", "--work-dir", str(tmp_path), "--no-serve"]
+    assert CliRunner().invoke(app, demo).exit_code == 2
     assert seen[-1].work_dir == tmp_path
+
+
+def test_the_demo_refuses_a_busy_port_before_its_pipeline(monkeypatch: pytest.MonkeyPatch):
+    import socket
+
+    ran: list = []
+    monkeypatch.setattr("crm.pipeline.run", lambda cfg, console=None: ran.append(cfg))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = CliRunner().invoke(app, ["demo", "--preset", "tiny", "--port", str(port)])
+    assert done.exit_code == 2 and ran == []  # not minutes of pipeline first
+    assert f"Port {port} on 127.0.0.1 is already in use" in done.output
 
 
 def finished_demo(work: Path):

@@ -106,6 +106,10 @@ def demo(
     from crm.pipeline import DemoConfig, headline_table, list_quality_table, run, summary_table
 
     cfg = job_config(ctx, DemoConfig, store=settings.store())
+    if serve:  # now, not after a pipeline of minutes
+        from crm.commands.serve import check_port_free
+
+        check_port_free("127.0.0.1", port)
     result = run(cfg, console=console)
     console.print(summary_table(result))
     console.print(headline_table(result))
