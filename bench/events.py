@@ -54,7 +54,17 @@ from pathlib import Path
 import numpy as np
 
 from bench import emit
-from bench.serving import ROOT, RunStats, Server, _env, closed_loop, encode_post, free_port, open_loop
+from bench.serving import (
+    ROOT,
+    RunStats,
+    Server,
+    _env,
+    add_model_arguments,
+    closed_loop,
+    encode_post,
+    free_port,
+    open_loop,
+)
 
 BATCH = 100
 EVENT_MIX = (("view", 0.6), ("add_to_cart", 0.15), ("app_open", 0.15), ("purchase", 0.1))
@@ -359,9 +369,7 @@ def _median(values: list) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data")
-    parser.add_argument("--work", type=Path, default=ROOT / "out/bench/serving")
-    parser.add_argument("--preset", default="demo")
+    add_model_arguments(parser)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--samples", type=int, default=40)

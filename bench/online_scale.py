@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 from bench import emit
-from bench.serving import ROOT, _env, free_port, prepare_models
+from bench.serving import ROOT, _env, add_model_arguments, free_port, prepare_models
 
 READY_BAR_S = 120.0
 RSS_BAR_MB = 6 * 1024.0
@@ -325,9 +325,8 @@ def profile_load(store_env: dict, snapshot: Path) -> dict:
         recommender_uri=recommender.uri, recommender_version=recommender.version, snapshot=snap,
         scored=scored, value_model=vm,
     )  # fmt: skip
-    state = replace(
-        state, presenter=stage("present (Presenter.from_snapshot)", lambda: present(retrieval, snap))
-    )
+    presenter = stage("present (Presenter.from_snapshot)", lambda: present(retrieval, snap, scored.row))
+    state = replace(state, presenter=presenter)
     ids = [str(c) for c in frame.index]
 
     def lists_only():  # the Python part of the precompute: each customer's snapshot lists as positions
@@ -352,9 +351,7 @@ def profile_load(store_env: dict, snapshot: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data")
-    parser.add_argument("--work", type=Path, default=ROOT / "out/bench/serving")
-    parser.add_argument("--preset", default="demo")
+    add_model_arguments(parser)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--steady-seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true", help="time load_state's stages in process")

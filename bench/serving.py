@@ -363,6 +363,16 @@ def crm_server(name: str, store_env: dict, fast_lane: bool) -> Server:
 # demo-preset models
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--work`` and ``--preset``: what :func:`prepare_models` reads (the serving
+    benches share one prepared set of models, reused between runs)."""
+    parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data",
+                        help="the simulated data folder (simulated when missing)")  # fmt: skip
+    parser.add_argument("--work", type=Path, default=ROOT / "out/bench/serving",
+                        help="the models' store and the online snapshot (trained when missing)")  # fmt: skip
+    parser.add_argument("--preset", default="demo", help="the simulator's preset for a missing --data")
+
+
 def prepare_models(data: Path, work: Path, preset: str) -> dict:
     """Champion churn and recommender models and the online snapshot in a private store."""
     from features.online import build_online_snapshot
@@ -443,9 +453,7 @@ def run_server(server: Server, snapshot: Path | None, args, rates: list[float]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "out/bench/data")
-    parser.add_argument("--work", type=Path, default=ROOT / "out/bench/serving")
-    parser.add_argument("--preset", default="demo")
+    add_model_arguments(parser)
     parser.add_argument("--rates", default="50,100,200,400")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--servers", default="floor,bento_noop_default,bento_noop_tuned,crm,crm_no_fast_lane")

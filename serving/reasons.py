@@ -306,8 +306,11 @@ class Presenter:
         return cls(bundle, categories, [None] * n, [None] * n, popular, share > 0)
 
     @classmethod
-    def from_snapshot(cls, bundle: RecommenderBundle, snapshot: OnlineSnapshot) -> Presenter:
-        """The snapshot's catalogue, and reasons from its purchases and their dates."""
+    def from_snapshot(
+        cls, bundle: RecommenderBundle, snapshot: OnlineSnapshot, row: dict[str, int] | None = None
+    ) -> Presenter:
+        """The snapshot's catalogue, and reasons from its purchases and their dates. ``row``: the
+        snapshot's customer -> row lookup when the caller has one (in the snapshot's order)."""
         n = len(bundle.item_ids)
         ids = pd.Index([str(i) for i in bundle.item_ids])
         catalogue = snapshot.items.copy()
@@ -330,7 +333,7 @@ class Presenter:
         item_code.update({i: code_of[c] for i, c in zip(ids, bundle_cats, strict=True)})
 
         customers = [str(c) for c in snapshot.snapshot.index]
-        row = {c: r for r, c in enumerate(customers)}
+        row = row if row is not None else {c: r for r, c in enumerate(customers)}
         as_of = day_number(snapshot.as_of)
         owned = _owned_with_dates(snapshot)
         owned = owned[owned["item_id"].isin(item_code.keys()) & owned["customer_id"].isin(row.keys())]

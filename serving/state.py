@@ -463,11 +463,12 @@ def precompute_recommendations(state: LoadedState, chunk: int = 4096) -> TopList
     )
 
 
-def present(retrieval: Retrieval, snapshot: OnlineSnapshot) -> Presenter:
-    """How the recommended items of ``retrieval`` read with the snapshot's catalogue and purchases."""
+def present(retrieval: Retrieval, snapshot: OnlineSnapshot, row: dict[str, int] | None = None) -> Presenter:
+    """How the recommended items of ``retrieval`` read with the snapshot's catalogue and purchases
+    (``row``: the snapshot's customer -> row lookup, shared rather than built again)."""
     from serving.reasons import Presenter
 
-    return Presenter.from_snapshot(retrieval.bundle, snapshot)
+    return Presenter.from_snapshot(retrieval.bundle, snapshot, row)
 
 
 def _load_models(settings: ServiceSettings) -> tuple[LoadedModel, LoadedModel, Path]:
@@ -543,4 +544,4 @@ def load_state(settings: ServiceSettings) -> LoadedState:
         uplift_uri=uplift and uplift.uri,
         uplift_version=uplift and uplift.version,
     )
-    return replace(state, presenter=present(retrieval, snapshot))
+    return replace(state, presenter=present(retrieval, snapshot, scored.row))
